@@ -1,0 +1,3 @@
+module github.com/nix-frontend/nix-frontend
+
+go 1.26.8
