@@ -1,0 +1,67 @@
+package harness
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// Context writes a build context into a new temporary directory: files maps
+// slash-separated paths to contents. A Nixfile gets the frontend image's
+// `# syntax=` line prepended unless it has a syntax directive already.
+func (e *Env) Context(t testing.TB, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		if filepath.Base(name) == "Nixfile" || filepath.Ext(name) == ".Nixfile" {
+			content = e.WithSyntax(content)
+		}
+		WriteFile(t, filepath.Join(dir, name), content)
+	}
+	return dir
+}
+
+// WithSyntax prepends the `# syntax=` line of the frontend under test.
+func (e *Env) WithSyntax(nixfile string) string {
+	if len(nixfile) >= 9 && nixfile[:9] == "# syntax=" {
+		return nixfile
+	}
+	return "# syntax=" + e.FrontendImage + "\n" + nixfile
+}
+
+// WriteFile writes a file, creating its directory.
+func WriteFile(t testing.TB, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// AddBusybox copies the static busybox into dir/busybox/bin/busybox, where
+// test derivations import it from as their builder.
+func (e *Env) AddBusybox(t testing.TB, dir string) {
+	t.Helper()
+	dst := filepath.Join(dir, "busybox", "bin", "busybox")
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	in, err := os.Open(e.Busybox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

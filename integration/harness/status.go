@@ -1,0 +1,105 @@
+package harness
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	bkclient "github.com/moby/buildkit/client"
+	digest "github.com/opencontainers/go-digest"
+)
+
+// Status is the progress stream of an in-process build, kept as data so
+// tests can check what ran, what was cached and when.
+type Status struct {
+	mu       sync.Mutex
+	Vertexes map[digest.Digest]*Vertex
+	order    []digest.Digest
+}
+
+// Vertex is one step of the build graph as the progress stream reported it.
+type Vertex struct {
+	Name      string
+	Cached    bool
+	Started   *time.Time
+	Completed *time.Time
+	Error     string
+	Logs      strings.Builder
+}
+
+func newStatus() *Status { return &Status{Vertexes: map[digest.Digest]*Vertex{}} }
+
+func (s *Status) consume(ch chan *bkclient.SolveStatus) {
+	for ss := range ch {
+		s.mu.Lock()
+		for _, v := range ss.Vertexes {
+			vx, ok := s.Vertexes[v.Digest]
+			if !ok {
+				vx = &Vertex{}
+				s.Vertexes[v.Digest] = vx
+				s.order = append(s.order, v.Digest)
+			}
+			vx.Name, vx.Cached, vx.Error = v.Name, v.Cached, v.Error
+			if v.Started != nil {
+				vx.Started = v.Started
+			}
+			if v.Completed != nil {
+				vx.Completed = v.Completed
+			}
+		}
+		for _, l := range ss.Logs {
+			if vx, ok := s.Vertexes[l.Vertex]; ok {
+				vx.Logs.Write(l.Data)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// List returns the vertexes in the order they first appeared.
+func (s *Status) List() []*Vertex {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*Vertex, 0, len(s.order))
+	for _, d := range s.order {
+		out = append(out, s.Vertexes[d])
+	}
+	return out
+}
+
+// Ran returns the vertexes whose name has the prefix and that ran (were not
+// cached), sorted by start time.
+func (s *Status) Ran(prefix string) []*Vertex {
+	var out []*Vertex
+	for _, v := range s.List() {
+		if strings.HasPrefix(v.Name, prefix) && !v.Cached && v.Started != nil {
+			out = append(out, v)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Started.Before(*out[j].Started) })
+	return out
+}
+
+func (s *Status) String() string {
+	var b strings.Builder
+	for _, v := range s.List() {
+		state := "DONE"
+		switch {
+		case v.Error != "":
+			state = "ERROR " + v.Error
+		case v.Cached:
+			state = "CACHED"
+		case v.Completed == nil:
+			state = "unfinished"
+		}
+		fmt.Fprintf(&b, "#%s %s\n", v.Name, state)
+		if l := v.Logs.String(); l != "" {
+			for _, line := range strings.Split(strings.TrimRight(l, "\n"), "\n") {
+				fmt.Fprintf(&b, "    %s\n", line)
+			}
+		}
+	}
+	return b.String()
+}
