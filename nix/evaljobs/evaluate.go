@@ -1,0 +1,246 @@
+package evaljobs
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+)
+
+// NixEvalJobsArgs returns the arguments (without the program name) that make
+// nix-eval-jobs evaluate req: Expr(req) passed with --expr, so each output
+// line's attr names an installable (JobAttr; see MatchJobs). --expr needs
+// nix-eval-jobs 2.12 or later; older versions only take a file.
+func NixEvalJobsArgs(req Request) ([]string, error) {
+	expr, err := Expr(req)
+	if err != nil {
+		return nil, err
+	}
+	var args []string
+	if req.Workers > 0 {
+		args = append(args, "--workers", strconv.Itoa(req.Workers))
+	}
+	if req.MaxMemoryMB > 0 {
+		args = append(args, "--max-memory-size", strconv.Itoa(req.MaxMemoryMB))
+	}
+	if req.GCRootsDir != "" {
+		args = append(args, "--gc-roots-dir", req.GCRootsDir)
+	}
+	if req.CheckCacheStatus {
+		args = append(args, "--check-cache-status")
+	}
+	if req.Meta {
+		args = append(args, "--meta")
+	}
+	args = append(args, commonNixArgs(req)...)
+	// nix-eval-jobs only makes --flake evaluations pure by itself.
+	if req.Pure() {
+		args = append(args, "--option", "pure-eval", "true")
+	}
+	return append(args, "--expr", expr), nil
+}
+
+// commonNixArgs are the options nix eval and nix-eval-jobs share.
+func commonNixArgs(req Request) []string {
+	features := "nix-command"
+	if req.hasFlakes() {
+		features += " flakes"
+	}
+	args := []string{"--extra-experimental-features", features}
+	if !req.Pure() {
+		args = append(args, "--impure")
+	}
+	if req.System != "" {
+		args = append(args, "--option", "system", req.System)
+	}
+	return args
+}
+
+// Evaluate evaluates req with the nix CLI (path to the nix binary, "" for
+// "nix" on PATH) and writes one JSON line per target to out, in request
+// order, in nix-eval-jobs' format. An installable that fails to evaluate
+// gets a line with its error (Nix's message, see TrimNixError); the
+// returned error is only for problems that are not the installables' fault:
+// nix cannot be run, ctx is done, or out cannot be written.
+//
+// Each installable is evaluated by its own `nix eval` process, up to
+// req.Workers at a time, so that one failure cannot hide the others' results
+// and each error message is Nix's own. env is the processes' environment
+// (nil: this process's). Evaluating drvPath writes the .drv files to the
+// store, which the build step needs; with req.GCRootsDir set they get the
+// same symlinks nix-eval-jobs makes, which protect them when that directory
+// is inside Nix's gcroots.
+func Evaluate(ctx context.Context, nix string, req Request, env []string, out io.Writer) error {
+	wrapper, err := Expr(req)
+	if err != nil {
+		return err
+	}
+	if nix == "" {
+		nix = "nix"
+	}
+	bin, err := exec.LookPath(nix)
+	if err != nil {
+		return fmt.Errorf("evaljobs: cannot run nix: %w", err)
+	}
+	if req.GCRootsDir != "" {
+		if err := os.MkdirAll(req.GCRootsDir, 0o755); err != nil {
+			return fmt.Errorf("evaljobs: %w", err)
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	ts := req.targets()
+	workers := req.Workers
+	if workers <= 0 {
+		workers = runtime.NumCPU()
+	}
+	type result struct {
+		job Job
+		err error
+	}
+	results := make([]chan result, len(ts))
+	sem := make(chan struct{}, workers)
+	var wg sync.WaitGroup
+	for i := range ts {
+		results[i] = make(chan result, 1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				results[i] <- result{err: ctx.Err()}
+				return
+			}
+			defer func() { <-sem }()
+			j, err := evalOne(ctx, bin, req, wrapper, i, env)
+			results[i] <- result{j, err}
+		}()
+	}
+	defer wg.Wait()
+	// Lines go out in request order, each as soon as it and those before
+	// it are done, so the output is the same from run to run.
+	for i := range ts {
+		r := <-results[i]
+		if r.err != nil {
+			return r.err
+		}
+		line, err := json.Marshal(r.job)
+		if err != nil {
+			return err
+		}
+		if _, err := out.Write(append(line, '\n')); err != nil {
+			return fmt.Errorf("evaljobs: writing result: %w", err)
+		}
+	}
+	return nil
+}
+
+func evalOne(ctx context.Context, bin string, req Request, wrapper string, i int, env []string) (Job, error) {
+	attr := JobAttr(i)
+	job := Job{Attr: attr, AttrPath: []string{attr}}
+	expr := fmt.Sprintf("let\n  jobs = %s;\n  v = jobs.%s;\nin %s\n", wrapper, nixString(attr), infoExpr(req.Meta))
+	args := append([]string{"eval", "--json"}, commonNixArgs(req)...)
+	args = append(args, "--expr", expr)
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		return job, ctx.Err()
+	}
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		job.Error = TrimNixError(stderr.String())
+		if job.Error == "" {
+			job.Error = fmt.Sprintf("nix eval failed (%s) without a message", exit.ProcessState)
+		}
+		return job, nil
+	}
+	if err != nil {
+		return job, fmt.Errorf("evaljobs: running nix eval: %w", err)
+	}
+	var info struct {
+		DrvPath string            `json:"drvPath"`
+		Name    string            `json:"name"`
+		System  string            `json:"system"`
+		Outputs map[string]string `json:"outputs"`
+		Meta    json.RawMessage   `json:"meta"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &info); err != nil {
+		return job, fmt.Errorf("evaljobs: unexpected output of nix eval for %s: %v: %.200q", req.targets()[i], err, stdout.String())
+	}
+	job.DrvPath, job.Name, job.System, job.Outputs, job.Meta = info.DrvPath, info.Name, info.System, info.Outputs, info.Meta
+	if req.GCRootsDir != "" && job.DrvPath != "" {
+		link := filepath.Join(req.GCRootsDir, filepath.Base(job.DrvPath))
+		if err := os.Symlink(job.DrvPath, link); err != nil && !errors.Is(err, os.ErrExist) {
+			return job, fmt.Errorf("evaljobs: gc root: %w", err)
+		}
+	}
+	return job, nil
+}
+
+// LockFlakeRef returns the locked form of a flake reference (with narHash,
+// and rev where there is one), as `nix flake metadata` reports it. A request
+// whose references are all locked is evaluated purely (see Request.Pure).
+func LockFlakeRef(ctx context.Context, nix, ref string, env []string) (string, error) {
+	if nix == "" {
+		nix = "nix"
+	}
+	cmd := exec.CommandContext(ctx, nix, "flake", "metadata", "--json",
+		"--extra-experimental-features", "nix-command flakes", "--no-write-lock-file", ref)
+	cmd.Env = env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		if msg := TrimNixError(stderr.String()); msg != "" {
+			return "", fmt.Errorf("locking flake %s: %s", ref, msg)
+		}
+		return "", fmt.Errorf("locking flake %s: %w", ref, err)
+	}
+	var md struct {
+		URL string `json:"url"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &md); err != nil || md.URL == "" {
+		return "", fmt.Errorf("locking flake %s: unexpected output of nix flake metadata: %.200q", ref, stdout.String())
+	}
+	return md.URL, nil
+}
+
+// LockRequest returns req with every flake reference locked by LockFlakeRef,
+// so that it is evaluated purely like `nix build` would. It leaves req as it
+// is when req.Impure is set. Locking reads each flake once (fetching it if
+// it is remote).
+func LockRequest(ctx context.Context, nix string, req Request, env []string) (Request, error) {
+	if req.Impure {
+		return req, nil
+	}
+	locked := map[string]string{}
+	out := req
+	out.Installables = append([]Installable(nil), req.Installables...)
+	for i, t := range out.Installables {
+		if t.FlakeRef == "" || IsLocked(t.FlakeRef) {
+			continue
+		}
+		l, ok := locked[t.FlakeRef]
+		if !ok {
+			var err error
+			if l, err = LockFlakeRef(ctx, nix, t.FlakeRef, env); err != nil {
+				return req, err
+			}
+			locked[t.FlakeRef] = l
+		}
+		out.Installables[i].FlakeRef = l
+	}
+	return out, nil
+}

@@ -1,0 +1,194 @@
+package evaljobs
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+)
+
+// Job is one line of nix-eval-jobs output (and of Evaluate's). Field names
+// are nix-eval-jobs' (src/drv.cc, src/worker.cc); fields this package does
+// not know are ignored.
+type Job struct {
+	// Attr is the attribute path joined with dots, components containing
+	// dots quoted; for our requests JobAttr of the installable's index.
+	Attr     string   `json:"attr"`
+	AttrPath []string `json:"attrPath"`
+	DrvPath  string   `json:"drvPath,omitempty"`
+	Name     string   `json:"name,omitempty"`
+	System   string   `json:"system,omitempty"`
+	// Outputs maps output names to store paths. nix-eval-jobs writes null
+	// for outputs of content-addressed derivations, whose paths are not
+	// known before the build; they decode to "".
+	Outputs map[string]string `json:"outputs,omitempty"`
+	// Error is set, and the derivation fields are empty, when this job
+	// failed to evaluate. It is Nix's message, colours removed. A line with
+	// an error but no attrPath reports a failure of the whole evaluation.
+	Error string `json:"error,omitempty"`
+
+	// With --check-cache-status: "local", "cached" (substitutable) or
+	// "notBuilt", and what would be built or substituted.
+	CacheStatus       string   `json:"cacheStatus,omitempty"`
+	NeededBuilds      []string `json:"neededBuilds,omitempty"`
+	NeededSubstitutes []string `json:"neededSubstitutes,omitempty"`
+	// IsCached is the deprecated form of CacheStatus (older nix-eval-jobs).
+	IsCached bool `json:"isCached,omitempty"`
+
+	// Meta (with --meta) and InputDrvs (with --show-input-drvs) are kept as
+	// the raw JSON nix-eval-jobs wrote.
+	Meta      json.RawMessage `json:"meta,omitempty"`
+	InputDrvs json.RawMessage `json:"inputDrvs,omitempty"`
+	// RequiredSystemFeatures is reported by recent nix-eval-jobs.
+	RequiredSystemFeatures []string `json:"requiredSystemFeatures,omitempty"`
+}
+
+// Cached reports whether the job's outputs need no build: present locally
+// or in a binary cache. It understands both cacheStatus and the older
+// isCached.
+func (j Job) Cached() bool {
+	switch j.CacheStatus {
+	case "local", "cached":
+		return true
+	case "":
+		return j.IsCached
+	}
+	return false
+}
+
+// ErrorSummary returns the innermost message of the job's error, on one
+// line: "boom" for a `throw "boom"` however much trace Nix printed around it.
+func (j Job) ErrorSummary() string { return ErrorSummary(j.Error) }
+
+// ParseJob decodes one output line.
+func ParseJob(line []byte) (Job, error) {
+	var j Job
+	dec := json.NewDecoder(bytes.NewReader(line))
+	if err := dec.Decode(&j); err != nil {
+		return Job{}, err
+	}
+	if dec.More() {
+		return Job{}, fmt.Errorf("trailing data after the JSON object")
+	}
+	return j, nil
+}
+
+// ReadJobs reads nix-eval-jobs output until EOF. Blank lines are skipped;
+// anything else that is not one JSON object per line is an error naming the
+// line, since nix-eval-jobs writes nothing else on stdout.
+func ReadJobs(r io.Reader) ([]Job, error) {
+	var jobs []Job
+	br := bufio.NewReaderSize(r, 64<<10)
+	for n := 1; ; n++ {
+		line, err := br.ReadBytes('\n')
+		if t := bytes.TrimSpace(line); len(t) > 0 {
+			if t[0] != '{' {
+				return jobs, fmt.Errorf("evaljobs: line %d: not a JSON object: %.80q", n, t)
+			}
+			j, perr := ParseJob(t)
+			if perr != nil {
+				return jobs, fmt.Errorf("evaljobs: line %d: %v", n, perr)
+			}
+			jobs = append(jobs, j)
+		}
+		if err == io.EOF {
+			return jobs, nil
+		}
+		if err != nil {
+			return jobs, err
+		}
+	}
+}
+
+// MatchJobs returns one job per target of req (see Request.Targets), in
+// order, from the lines of an evaluation of Expr(req) in any order. A target
+// without a line gets a job with an Error: the whole evaluation's error if
+// there was one, else a note that the evaluator reported nothing for it.
+func MatchJobs(req Request, jobs []Job) []Job {
+	ts := req.targets()
+	out := make([]Job, len(ts))
+	seen := make([]bool, len(ts))
+	var global []string
+	for _, j := range jobs {
+		if len(j.AttrPath) == 0 {
+			if j.Error != "" {
+				global = append(global, j.Error)
+			}
+			continue
+		}
+		i := jobIndex(j.AttrPath[0])
+		if i < 0 || i >= len(ts) || len(j.AttrPath) != 1 || seen[i] {
+			continue
+		}
+		out[i], seen[i] = j, true
+	}
+	for i := range out {
+		if seen[i] {
+			continue
+		}
+		msg := fmt.Sprintf("the evaluator reported no result for %s", ts[i])
+		if len(global) > 0 {
+			msg = strings.Join(global, "\n")
+		}
+		out[i] = Job{Attr: JobAttr(i), AttrPath: []string{JobAttr(i)}, Error: msg}
+	}
+	return out
+}
+
+var (
+	reANSI      = regexp.MustCompile(`\x1b(?:\[[0-9;?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])`)
+	reTraceHint = regexp.MustCompile(`^\s*\((use '--show-trace'|stack trace truncated)[^)]*\)\s*$`)
+)
+
+// TrimNixError keeps the meaningful part of what Nix printed on stderr for a
+// failed evaluation: from the first "error:" line on, without colours and
+// without the "use '--show-trace'" hints. Warnings before it are dropped.
+func TrimNixError(stderr string) string {
+	s := reANSI.ReplaceAllString(stderr, "")
+	lines := strings.Split(s, "\n")
+	start := -1
+	for i, l := range lines {
+		if strings.HasPrefix(l, "error:") {
+			start = i
+			break
+		}
+	}
+	if start < 0 {
+		return strings.TrimSpace(s)
+	}
+	var kept []string
+	for _, l := range lines[start:] {
+		if reTraceHint.MatchString(l) {
+			continue
+		}
+		kept = append(kept, strings.TrimRight(l, " \t\r"))
+	}
+	return strings.TrimSpace(strings.Join(kept, "\n"))
+}
+
+// ErrorSummary returns the innermost "error:" message of a Nix error text,
+// its continuation lines joined, without positions and traces.
+func ErrorSummary(msg string) string {
+	lines := strings.Split(reANSI.ReplaceAllString(msg, ""), "\n")
+	last := -1
+	for i, l := range lines {
+		if strings.HasPrefix(strings.TrimSpace(l), "error:") {
+			last = i
+		}
+	}
+	if last < 0 {
+		return strings.Join(strings.Fields(msg), " ")
+	}
+	parts := []string{strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(lines[last]), "error:"))}
+	for _, l := range lines[last+1:] {
+		t := strings.TrimSpace(l)
+		if t == "" || strings.HasPrefix(t, "at ") || strings.HasPrefix(t, "…") || reTraceHint.MatchString(t) {
+			break
+		}
+		parts = append(parts, t)
+	}
+	return strings.TrimSpace(strings.Join(parts, " "))
+}

@@ -1,0 +1,384 @@
+package evaljobs
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// requireNix returns the nix binary, or skips the test when there is none.
+// With NIX_FRONTEND_REQUIRE_NIX set (CI) a missing nix fails the test, so
+// the real tests can never pass by silently not running.
+func requireNix(t *testing.T) string {
+	t.Helper()
+	nix, err := exec.LookPath("nix")
+	if err != nil {
+		if os.Getenv("NIX_FRONTEND_REQUIRE_NIX") != "" {
+			t.Fatalf("NIX_FRONTEND_REQUIRE_NIX is set but nix is not on PATH: %v", err)
+		}
+		t.Skip("nix is not on PATH (set NIX_FRONTEND_REQUIRE_NIX to make this a failure)")
+	}
+	return nix
+}
+
+// copyBusybox puts a static busybox at dir/bb/bin/busybox: the builder of
+// the test derivations, since there is no nixpkgs offline.
+func copyBusybox(t *testing.T, dir string) {
+	t.Helper()
+	src, err := exec.LookPath("busybox")
+	if err != nil {
+		src = "/bin/busybox"
+	}
+	data, err := os.ReadFile(src)
+	if err != nil {
+		if os.Getenv("NIX_FRONTEND_REQUIRE_NIX") != "" {
+			t.Fatalf("static busybox needed for test builds: %v", err)
+		}
+		t.Skipf("static busybox needed for test builds: %v", err)
+	}
+	writeFile(t, filepath.Join(dir, "bb", "bin", "busybox"), string(data))
+	if err := os.Chmod(filepath.Join(dir, "bb", "bin", "busybox"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func writeFile(t *testing.T, name, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(name, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// nixEnv is an environment for a private, offline Nix store under root.
+func nixEnv(root string) []string {
+	env := []string{}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "NIX_") {
+			env = append(env, kv)
+		}
+	}
+	return append(env,
+		"NIX_STORE_DIR="+filepath.Join(root, "store"),
+		"NIX_STATE_DIR="+filepath.Join(root, "state"),
+		"NIX_LOG_DIR="+filepath.Join(root, "state", "log"),
+		"NIX_CONF_DIR="+filepath.Join(root, "etc"),
+		"XDG_CACHE_HOME="+filepath.Join(root, "cache"),
+		"HOME="+root,
+		"NIX_CONFIG=sandbox = false\nbuild-users-group =\nsubstituters =\n",
+	)
+}
+
+func nixOut(t *testing.T, nix string, env []string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(nix, append([]string{"--extra-experimental-features", "nix-command flakes"}, args...)...)
+	cmd.Env = env
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("nix %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func evaluate(t *testing.T, nix string, req Request, env []string) []Job {
+	t.Helper()
+	var out bytes.Buffer
+	if err := Evaluate(context.Background(), nix, req, env, &out); err != nil {
+		t.Fatalf("Evaluate: %v", err)
+	}
+	t.Logf("output:\n%s", out.String())
+	jobs, err := ReadJobs(&out)
+	if err != nil {
+		t.Fatalf("ReadJobs: %v", err)
+	}
+	if len(jobs) != len(req.Targets()) {
+		t.Fatalf("%d lines for %d installables", len(jobs), len(req.Targets()))
+	}
+	for i, j := range jobs {
+		if j.Attr != JobAttr(i) || !slices.Equal(j.AttrPath, []string{JobAttr(i)}) {
+			t.Errorf("line %d has attr %q attrPath %q: not in request order", i, j.Attr, j.AttrPath)
+		}
+	}
+	return jobs
+}
+
+const flakeNix = `{
+  outputs = { self }:
+    let
+      bb = builtins.path { path = ./bb; name = "busybox"; };
+      mk = system: name: derivation {
+        inherit name system;
+        builder = "${bb}/bin/busybox";
+        args = [ "sh" "-c" "echo ${name} > $out" ];
+      };
+    in {
+      packages.x86_64-linux = {
+        a = mk "x86_64-linux" "a";
+        b = mk "x86_64-linux" "b" // { meta = { description = "the b"; mainProgram = "b"; fn = x: x; }; };
+        default = mk "x86_64-linux" "def";
+        boom = throw "boom";
+        usesCurrentSystem = mk builtins.currentSystem "impure";
+      };
+      packages.aarch64-linux.a = mk "aarch64-linux" "a-arm";
+      legacyPackages.x86_64-linux.leg = mk "x86_64-linux" "leg";
+      top = mk "x86_64-linux" "top";
+    };
+}
+`
+
+func setupFlake(t *testing.T) (nix, dir string, env []string) {
+	nix = requireNix(t)
+	root := t.TempDir()
+	dir = filepath.Join(root, "src")
+	copyBusybox(t, dir)
+	writeFile(t, filepath.Join(dir, "flake.nix"), flakeNix)
+	return nix, dir, nixEnv(root)
+}
+
+func TestEvaluateFlake(t *testing.T) {
+	nix, dir, env := setupFlake(t)
+	ref := "path:" + dir
+	words := []string{".#a", ".#b", ".", ".#leg", ".#top", ".#.packages.x86_64-linux.a", ".#nope", ".#packages.x86_64-linux", ".#boom"}
+	req := Request{Workers: 2, GCRootsDir: filepath.Join(t.TempDir(), "roots"), Meta: true}
+	for _, w := range words {
+		inst, err := ResolveFlakeRef(w, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Installables = append(req.Installables, inst)
+	}
+	jobs := evaluate(t, nix, req, env)
+
+	// Resolution must agree with the nix CLI's own.
+	for i, native := range []string{"a", "b", "", "leg", "top", "packages.x86_64-linux.a"} {
+		j := jobs[i]
+		if j.Error != "" {
+			t.Errorf("%s: %s", words[i], j.Error)
+			continue
+		}
+		frag := ref + "#" + native
+		if want := nixOut(t, nix, env, "eval", "--raw", frag, "--apply", "d: d.drvPath"); j.DrvPath != want {
+			t.Errorf("%s: drvPath %s, nix eval says %s", words[i], j.DrvPath, want)
+		}
+		if want := nixOut(t, nix, env, "eval", "--raw", frag, "--apply", "d: d.outPath"); j.Outputs["out"] != want || len(j.Outputs) != 1 {
+			t.Errorf("%s: outputs %v, nix eval says out = %s", words[i], j.Outputs, want)
+		}
+		if j.System != "x86_64-linux" {
+			t.Errorf("%s: system %q", words[i], j.System)
+		}
+		if _, err := os.Stat(filepath.Join(filepath.Dir(dir), "store", filepath.Base(j.DrvPath))); err != nil {
+			t.Errorf("%s: .drv not in the store: %v", words[i], err)
+		}
+		if target, err := os.Readlink(filepath.Join(req.GCRootsDir, filepath.Base(j.DrvPath))); err != nil || target != j.DrvPath {
+			t.Errorf("%s: gc root: %q, %v", words[i], target, err)
+		}
+	}
+	if jobs[0].Name != "a" || jobs[2].Name != "def" || jobs[3].Name != "leg" {
+		t.Errorf("names: %q %q %q", jobs[0].Name, jobs[2].Name, jobs[3].Name)
+	}
+	var meta map[string]any
+	if err := json.Unmarshal(jobs[1].Meta, &meta); err != nil || meta["mainProgram"] != "b" || meta["description"] != "the b" || meta["fn"] != nil {
+		t.Errorf("meta = %s (%v)", jobs[1].Meta, err)
+	}
+
+	for i, want := range map[int][]string{
+		6: {"does not provide attribute", "'packages.x86_64-linux.nope', 'legacyPackages.x86_64-linux.nope' or 'nope'"},
+		7: {"flake output attribute 'packages.x86_64-linux' is not a derivation"},
+		8: {"boom"},
+	} {
+		j := jobs[i]
+		if j.DrvPath != "" || !strings.HasPrefix(j.Error, "error:") {
+			t.Errorf("%s: want an error line, got %+v", words[i], j)
+		}
+		for _, w := range want {
+			if !strings.Contains(j.Error, w) {
+				t.Errorf("%s: error %q lacks %q", words[i], j.Error, w)
+			}
+		}
+		if strings.Contains(j.Error, "--show-trace") || strings.Contains(j.Error, "\x1b") {
+			t.Errorf("%s: untrimmed error %q", words[i], j.Error)
+		}
+	}
+	if got := jobs[8].ErrorSummary(); got != "boom" {
+		t.Errorf("summary of throw = %q", got)
+	}
+}
+
+func TestEvaluateFlakeSystemAndPurity(t *testing.T) {
+	nix, dir, env := setupFlake(t)
+	req := Request{
+		Installables: []Installable{{FlakeRef: "path:" + dir, Attr: "a"}},
+		System:       "aarch64-linux",
+	}
+	jobs := evaluate(t, nix, req, env)
+	if jobs[0].Error != "" || jobs[0].Name != "a-arm" || jobs[0].System != "aarch64-linux" {
+		t.Errorf("System not honoured: %+v", jobs[0])
+	}
+
+	// Unlocked: impure, like --impure; builtins.currentSystem works.
+	impure := Request{Installables: []Installable{{FlakeRef: "path:" + dir, Attr: "usesCurrentSystem"}, {FlakeRef: "path:" + dir, Attr: "a"}}}
+	jobs = evaluate(t, nix, impure, env)
+	if jobs[0].Error != "" {
+		t.Errorf("impure evaluation failed: %s", jobs[0].Error)
+	}
+
+	// Locked: pure, as `nix build` evaluates flakes.
+	locked, err := LockRequest(context.Background(), nix, impure, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !locked.Pure() || !IsLocked(locked.Installables[0].FlakeRef) || locked.Installables[0].FlakeRef != locked.Installables[1].FlakeRef {
+		t.Fatalf("LockRequest: %+v", locked.Installables)
+	}
+	pure := evaluate(t, nix, locked, env)
+	if !strings.Contains(pure[0].Error, "currentSystem") {
+		t.Errorf("pure evaluation allowed builtins.currentSystem: %+v", pure[0])
+	}
+	if pure[1].Error != "" || pure[1].DrvPath != jobs[1].DrvPath {
+		t.Errorf("pure evaluation of a: %+v, impure drv %s", pure[1], jobs[1].DrvPath)
+	}
+
+	if _, err := LockFlakeRef(context.Background(), nix, "path:"+filepath.Join(dir, "missing"), env); err == nil {
+		t.Error("locking a missing flake succeeded")
+	}
+}
+
+const fileNix = `{ greeting, count ? 1, note ? "" }:
+let
+  bb = builtins.path { path = ./bb; name = "busybox"; };
+  mk = name: derivation {
+    inherit name;
+    system = builtins.currentSystem;
+    builder = "${bb}/bin/busybox";
+    args = [ "sh" "-c" "echo ${name} > $out" ];
+    outputs = [ "out" "doc" ];
+  };
+in {
+  hello = derivation {
+    name = "hello-${greeting}-${toString count}";
+    system = builtins.currentSystem;
+    builder = "${bb}/bin/busybox";
+    args = [ "sh" "-c" "echo > $out; echo > $doc" ];
+    outputs = [ "out" "doc" ];
+    inherit note;
+  };
+  nested = { n ? count }: { inner = mk "inner-${toString n}"; };
+  list = [ (mk "l0") ];
+  boom = throw "boom";
+  notdrv = 42;
+}
+`
+
+func TestEvaluateFile(t *testing.T) {
+	nix := requireNix(t)
+	root := t.TempDir()
+	src := filepath.Join(root, "src")
+	copyBusybox(t, src)
+	file := filepath.Join(src, "default.nix")
+	writeFile(t, file, fileNix)
+	env := nixEnv(root)
+	// Reaches the .drv unchanged only if it is quoted right.
+	const note = "a \"quoted\" ${not.interpolated} $HOME \\ back\nslash"
+
+	req := Request{
+		File: file,
+		Args: []Arg{
+			{Name: "greeting", Value: "world", String: true},
+			{Name: "count", Value: "2 + 1 # a comment"},
+			{Name: "note", Value: note, String: true},
+		},
+		Installables: []Installable{
+			{Attr: "hello"}, {Attr: "nested.inner"}, {Attr: "list.0"},
+			{Attr: "missing.x"}, {Attr: "boom"}, {Attr: "notdrv"}, {Attr: ""},
+		},
+		Workers: 1,
+	}
+	jobs := evaluate(t, nix, req, env)
+
+	if j := jobs[0]; j.Error != "" || j.Name != "hello-world-3" || len(j.Outputs) != 2 || j.Outputs["doc"] == "" {
+		t.Errorf("hello: %+v", j)
+	}
+	native := nixOut(t, nix, env, "eval", "--raw", "--impure", "-f", file,
+		"--argstr", "greeting", "world", "--arg", "count", "2 + 1", "--argstr", "note", note, "hello.drvPath")
+	if jobs[0].DrvPath != native {
+		t.Errorf("hello drvPath %s, nix eval -f says %s", jobs[0].DrvPath, native)
+	}
+	if j := jobs[1]; j.Error != "" || j.Name != "inner-3" {
+		t.Errorf("nested.inner (function auto-called on the way): %+v", j)
+	}
+	if j := jobs[2]; j.Error != "" || j.Name != "l0" {
+		t.Errorf("list.0: %+v", j)
+	}
+	for i, want := range map[int]string{
+		3: "attribute 'missing' in selection path 'missing.x' not found",
+		4: "boom",
+		5: "attribute 'notdrv' of '" + file + "' does not evaluate to a derivation",
+		6: "'" + file + "' does not evaluate to a derivation",
+	} {
+		if !strings.Contains(jobs[i].Error, want) || jobs[i].DrvPath != "" {
+			t.Errorf("%s: error %q, want it to contain %q", req.Installables[i], jobs[i].Error, want)
+		}
+	}
+
+	// A missing required argument is the installable's error, with Nix's
+	// message naming the argument.
+	noArgs := Request{File: file, Installables: []Installable{{Attr: "hello"}}}
+	jobs = evaluate(t, nix, noArgs, env)
+	if !strings.Contains(jobs[0].Error, "argument without a value ('greeting')") || strings.Contains(jobs[0].Error, "«string»") {
+		t.Errorf("missing argument: %q", jobs[0].Error)
+	}
+}
+
+func TestEvaluateMixedAndExpressionShape(t *testing.T) {
+	nix, dir, env := setupFlake(t)
+	file := filepath.Join(dir, "default.nix")
+	writeFile(t, file, fileNix)
+	req := Request{
+		File: file, Args: []Arg{{Name: "greeting", Value: "x", String: true}},
+		Installables: []Installable{{FlakeRef: "path:" + dir, Attr: "b"}, {Attr: "hello"}},
+	}
+	jobs := evaluate(t, nix, req, env)
+	if jobs[0].Name != "b" || jobs[1].Name != "hello-x-1" {
+		t.Errorf("mixed request: %+v", jobs)
+	}
+
+	// nix-eval-jobs walks the top-level attribute set of the expression it
+	// is given: it must have exactly one attribute per installable.
+	args, err := NixEvalJobsArgs(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expr := args[len(args)-1]
+	names := nixOut(t, nix, env, "eval", "--json", "--impure", "--expr", "builtins.attrNames ("+expr+")")
+	if names != `["i0","i1"]` {
+		t.Errorf("attribute names %s", names)
+	}
+	// It then looks each job up with Nix's findAlongAttrPath, auto-calling
+	// with its --arg arguments (none here). nix-instantiate -A does the
+	// same, so it must find the same derivations.
+	for i, j := range jobs {
+		got := nixOut(t, filepath.Join(filepath.Dir(nix), "nix-instantiate"), env, "--expr", expr, "-A", JobAttr(i))
+		if got != j.DrvPath {
+			t.Errorf("nix-instantiate -A %s = %s, Evaluate said %s", JobAttr(i), got, j.DrvPath)
+		}
+	}
+}
+
+func TestEvaluateWithoutNix(t *testing.T) {
+	req := Request{Installables: []Installable{{FlakeRef: "path:/src", Attr: "a"}}}
+	var out bytes.Buffer
+	err := Evaluate(context.Background(), filepath.Join(t.TempDir(), "no-such-nix"), req, nil, &out)
+	if err == nil || out.Len() != 0 {
+		t.Fatalf("Evaluate without nix: err %v, output %q", err, out.String())
+	}
+}
