@@ -96,7 +96,6 @@ func Evaluate(ctx context.Context, nix string, req Request, env []string, out io
 		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 
 	ts := req.targets()
 	workers := req.Workers
@@ -126,7 +125,12 @@ func Evaluate(ctx context.Context, nix string, req Request, env []string, out io
 			results[i] <- result{j, err}
 		}()
 	}
-	defer wg.Wait()
+	// On an early return, stop the evaluations still running before
+	// waiting for them.
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
 	// Lines go out in request order, each as soon as it and those before
 	// it are done, so the output is the same from run to run.
 	for i := range ts {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // requireNix returns the nix binary, or skips the test when there is none.
@@ -380,5 +381,51 @@ func TestEvaluateWithoutNix(t *testing.T) {
 	err := Evaluate(context.Background(), filepath.Join(t.TempDir(), "no-such-nix"), req, nil, &out)
 	if err == nil || out.Len() != 0 {
 		t.Fatalf("Evaluate without nix: err %v, output %q", err, out.String())
+	}
+}
+
+// fakeNix writes a shell script standing in for nix.
+func fakeNix(t *testing.T, script string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "nix")
+	if err := os.WriteFile(p, []byte("#!/bin/sh\n"+script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestEvaluateErrorClassification(t *testing.T) {
+	req := Request{Installables: []Installable{{FlakeRef: "path:/src", Attr: "a"}, {FlakeRef: "path:/src", Attr: "b"}}}
+
+	// A failing nix eval is that installable's error line, not a Go error.
+	nix := fakeNix(t, "echo 'warning: something' >&2; printf '\\033[31;1merror:\\033[0m it broke\\n(use '\\''--show-trace'\\'' to show detailed location information)\\n' >&2; exit 1\n")
+	var out bytes.Buffer
+	if err := Evaluate(context.Background(), nix, req, nil, &out); err != nil {
+		t.Fatalf("Evaluate: %v", err)
+	}
+	jobs, err := ReadJobs(&out)
+	if err != nil || len(jobs) != 2 || jobs[0].Error != "error: it broke" || jobs[1].Attr != "i1" {
+		t.Fatalf("jobs %+v, %v", jobs, err)
+	}
+
+	// Output that is not what we asked nix for means the wrong program.
+	nix = fakeNix(t, "echo hello\n")
+	if err := Evaluate(context.Background(), nix, req, nil, &bytes.Buffer{}); err == nil {
+		t.Error("garbage output accepted")
+	}
+
+	// Cancellation stops the evaluations and is reported.
+	nix = fakeNix(t, "exec sleep 30\n")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Evaluate(ctx, nix, req, nil, &bytes.Buffer{}) }()
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("cancelled evaluation returned no error")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Evaluate did not return after cancellation")
 	}
 }

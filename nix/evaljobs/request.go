@@ -22,8 +22,14 @@
 //     attribute path (as in current Nix).
 //   - Files are evaluated as nix-build does: the file's value is called with
 //     the --arg/--argstr arguments if it is a function, and again at every
-//     step of the attribute path.
+//     step of the attribute path; a number in the path indexes a list. One
+//     difference: Nix cannot tell `{ ... }:` from `x:` in an expression, so
+//     a function that declares no arguments is called with all of them
+//     (nix-build would pass them to `{ ... }:` and not call `x:`).
 //   - Every installable must evaluate to a derivation.
+//   - Evaluation is pure, as `nix build` evaluates flakes, only when every
+//     flake reference is locked (see Request.Pure and LockRequest);
+//     otherwise, and always with files, it is impure, as nix-build is.
 //
 // Flakes are read with builtins.getFlake, which never updates a lock file:
 // a flake with inputs needs an up-to-date flake.lock.
@@ -90,8 +96,10 @@ type Request struct {
 	// Impure allows impure evaluation (environment variables, absolute
 	// paths, builtins.currentSystem) even where it would be pure: see Pure.
 	Impure bool
-	// System is the Nix system to evaluate for ("x86_64-linux"); empty means
-	// the system Nix is configured for.
+	// System is the Nix system to evaluate for ("x86_64-linux"); it picks
+	// packages.<system> and sets builtins.currentSystem. Empty means the
+	// system Nix is configured for, or in pure evaluation (where Nix hides
+	// currentSystem) the system of the machine this code runs on.
 	System string
 	// Workers bounds parallel evaluations; zero means one per CPU.
 	Workers int

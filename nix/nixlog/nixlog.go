@@ -145,7 +145,10 @@ type Decoder struct {
 	// Nix itself shows when stderr is not a terminal. Build starts,
 	// substitutions and build log lines are always printed.
 	Verbosity int
-	// Timings makes the end of each build print a duration line.
+	// Timings makes the end of each build that has not failed print
+	// `nix: finished building <name> in 1.2s`. Nix 2.8 ends build
+	// activities only when the whole `nix build` ends, so there the
+	// durations run to the end of the command.
 	Timings bool
 	// Now is the clock used for timings; time.Now when nil.
 	Now func() time.Time
