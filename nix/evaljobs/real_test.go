@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -139,7 +140,7 @@ const flakeNix = `{
 
 func setupFlake(t *testing.T) (nix, dir string, env []string) {
 	nix = requireNix(t)
-	root := t.TempDir()
+	root := storeTempDir(t)
 	dir = filepath.Join(root, "src")
 	copyBusybox(t, dir)
 	writeFile(t, filepath.Join(dir, "flake.nix"), flakeNix)
@@ -282,7 +283,7 @@ in {
 
 func TestEvaluateFile(t *testing.T) {
 	nix := requireNix(t)
-	root := t.TempDir()
+	root := storeTempDir(t)
 	src := filepath.Join(root, "src")
 	copyBusybox(t, src)
 	file := filepath.Join(src, "default.nix")
@@ -428,4 +429,20 @@ func TestEvaluateErrorClassification(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Evaluate did not return after cancellation")
 	}
+}
+
+// storeTempDir is t.TempDir for a Nix store: Nix makes store paths read-only,
+// which would stop the test's cleanup when it does not run as root.
+func storeTempDir(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	t.Cleanup(func() {
+		filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				os.Chmod(p, 0o755)
+			}
+			return nil
+		})
+	})
+	return root
 }

@@ -2,6 +2,7 @@ package nixlog
 
 import (
 	"bytes"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -100,7 +101,7 @@ in {
 // of which fails, and decodes what Nix writes on stderr.
 func TestRealNixBuild(t *testing.T) {
 	nix := requireNix(t)
-	root := t.TempDir()
+	root := storeTempDir(t)
 	requireBusybox(t, root)
 	if err := os.WriteFile(filepath.Join(root, "builds.nix"), []byte(buildsNix), 0o644); err != nil {
 		t.Fatal(err)
@@ -204,4 +205,20 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// storeTempDir is t.TempDir for a Nix store: Nix makes store paths read-only,
+// which would stop the test's cleanup when it does not run as root.
+func storeTempDir(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	t.Cleanup(func() {
+		filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				os.Chmod(p, 0o755)
+			}
+			return nil
+		})
+	})
+	return root
 }
