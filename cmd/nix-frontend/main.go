@@ -6,7 +6,6 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"os"
@@ -49,9 +48,3 @@ Helper commands run inside build steps:
 %s`, helperUsage())
 }
 
-func runHelper(ctx context.Context, args []string) int {
-	fmt.Fprintf(os.Stderr, "nix-frontend: unknown command %q\n", args[0])
-	return 2
-}
-
-func helperUsage() string { return "" }

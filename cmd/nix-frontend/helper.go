@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"github.com/nix-frontend/nix-frontend/nix/steps"
+)
+
+// helpers are the commands build steps run; each takes one argument, its
+// request as JSON (see package steps).
+var helpers = map[string]struct {
+	help string
+	run  func(ctx context.Context, arg []byte) error
+}{
+	"eval": {"evaluate INSTALL lines to derivations", func(ctx context.Context, arg []byte) error {
+		var req steps.EvalRequest
+		if err := json.Unmarshal(arg, &req); err != nil {
+			return err
+		}
+		return steps.Eval(ctx, req, os.Stderr)
+	}},
+	"build": {"build one derivation in the shared store", func(ctx context.Context, arg []byte) error {
+		var req steps.BuildRequest
+		if err := json.Unmarshal(arg, &req); err != nil {
+			return err
+		}
+		return steps.Build(ctx, req, os.Stderr)
+	}},
+	"export": {"copy a closure out of the store and write the link tree", func(ctx context.Context, arg []byte) error {
+		var req steps.ExportRequest
+		if err := json.Unmarshal(arg, &req); err != nil {
+			return err
+		}
+		return steps.Export(ctx, req, os.Stderr)
+	}},
+}
+
+func runHelper(ctx context.Context, args []string) int {
+	h, ok := helpers[args[0]]
+	if !ok || len(args) != 2 {
+		usage()
+		return 2
+	}
+	if err := h.run(ctx, []byte(args[1])); err != nil {
+		fmt.Fprintf(os.Stderr, "nix-frontend: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func helperUsage() string {
+	s := ""
+	for _, name := range []string{"eval", "build", "export"} {
+		s += fmt.Sprintf("  %-8s %s\n", name, helpers[name].help)
+	}
+	return s
+}

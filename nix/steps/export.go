@@ -1,0 +1,143 @@
+package steps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/nix-frontend/nix-frontend/nix/linktree"
+	"github.com/nix-frontend/nix-frontend/nix/storecopy"
+)
+
+// ExportRequest copies the runtime closure of a stage's installed outputs
+// out of the shared store, and writes the link tree.
+type ExportRequest struct {
+	// Results are the build steps' ResultFiles.
+	Results []string `json:"results"`
+	// DrvClosures are the evaluation's .drv exports, used only when the
+	// store lost paths the builds made (a pruned /nix cache).
+	DrvClosures []string    `json:"drvClosures"`
+	Links       []LinkGroup `json:"links"`
+	Out         string      `json:"out"`
+}
+
+// Command implements Request.
+func (ExportRequest) Command() string { return "export" }
+
+// LinkGroup links the top-level directories of store paths under Root.
+type LinkGroup struct {
+	Root     string   `json:"root"` // absolute, e.g. "/usr/local"
+	Priority int      `json:"priority"`
+	Paths    []string `json:"paths"`
+	// Line is the Nixfile line that asked for these links, for errors.
+	Line int `json:"line"`
+}
+
+// Manifest is what an export step writes to ManifestFile.
+type Manifest struct {
+	// Paths is the closure, sorted by path: one layer each (or a group).
+	Paths []PathInfo `json:"paths"`
+	// Links says the step wrote a link tree under LinksDir.
+	Links bool `json:"links"`
+}
+
+// LinkCollisionError is a link tree collision, with the Nixfile line.
+type LinkCollisionError struct {
+	Root string
+	Line int
+	*linktree.CollisionError
+}
+
+func (e *LinkCollisionError) Error() string {
+	return fmt.Sprintf("link tree %s: %s; give one INSTALL line --priority=N (the lower number wins), or --link=none", e.Root, e.CollisionError.Error())
+}
+
+// Export copies the closure and writes the manifest.
+func Export(ctx context.Context, req ExportRequest, stderr io.Writer) error {
+	var results []BuildResult
+	byPath := map[string]PathInfo{}
+	for _, f := range req.Results {
+		var r BuildResult
+		if err := ReadJSON(f, &r); err != nil {
+			return err
+		}
+		results = append(results, r)
+		for _, p := range r.Closure {
+			byPath[p.Path] = p
+		}
+	}
+	paths := make([]string, 0, len(byPath))
+	for p := range byPath {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+
+	if missing := missingPaths(paths); len(missing) > 0 {
+		fmt.Fprintf(stderr, "nix-frontend: the /nix cache lacks %d of %d store paths (pruned, or a new runner); realising them again\n", len(missing), len(paths))
+		if err := importDrvs(ctx, req.DrvClosures, stderr); err != nil {
+			return err
+		}
+		for _, r := range results {
+			if err := Build(ctx, BuildRequest{Name: StorePathName(r.DrvPath), DrvPath: r.DrvPath, Outputs: r.Outputs, Out: filepath.Join(os.TempDir(), "rebuild")}, stderr); err != nil {
+				return err
+			}
+		}
+		if missing := missingPaths(paths); len(missing) > 0 {
+			return fmt.Errorf("store paths still missing after realising the builds again: %v", missing)
+		}
+	}
+
+	store := filepath.Join(req.Out, StoreDir)
+	if err := os.MkdirAll(store, 0o755); err != nil {
+		return err
+	}
+	for _, p := range paths {
+		if err := storecopy.Copy(p, filepath.Join(store, filepath.Base(p))); err != nil {
+			return fmt.Errorf("copying %s: %w", p, err)
+		}
+	}
+
+	m := Manifest{}
+	for _, p := range paths {
+		m.Paths = append(m.Paths, byPath[p])
+	}
+	trees := map[string]*linktree.Tree{}
+	var roots []string
+	for _, g := range req.Links {
+		tree := trees[g.Root]
+		if tree == nil {
+			tree = linktree.New("/")
+			trees[g.Root] = tree
+			roots = append(roots, g.Root)
+		}
+		for _, p := range g.Paths {
+			if err := tree.Add(linktree.Package{Path: p, Priority: g.Priority}); err != nil {
+				var ce *linktree.CollisionError
+				if errors.As(err, &ce) {
+					return &LinkCollisionError{Root: g.Root, Line: g.Line, CollisionError: ce}
+				}
+				return err
+			}
+		}
+	}
+	sort.Strings(roots)
+	links := filepath.Join(req.Out, LinksDir)
+	for _, root := range roots {
+		if trees[root].Empty() {
+			continue
+		}
+		dir := filepath.Join(links, root)
+		if err := trees[root].Write(dir); err != nil {
+			return err
+		}
+		if err := linktree.EpochTimes(dir, req.Out); err != nil {
+			return err
+		}
+		m.Links = true
+	}
+	return writeJSON(filepath.Join(req.Out, ManifestFile), m)
+}
