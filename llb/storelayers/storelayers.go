@@ -1,0 +1,148 @@
+// Package storelayers turns a closure of Nix store paths into image layers:
+// one layer per store path, whose bytes depend on nothing but that path, so
+// registries and pulls share them between images, builds and machines.
+// Past a layer budget the largest paths keep their own layers and the rest
+// share a few groups chosen by store hash, so a changed path moves as few
+// layers as possible.
+package storelayers
+
+import (
+	"fmt"
+	"hash/fnv"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/moby/buildkit/client/llb"
+	"github.com/nix-frontend/nix-frontend/nix/steps"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// DefaultMaxLayers is the default budget of layers for a whole image,
+// base image included. Registries and runtimes cope with more, but 127 is
+// the historical overlayfs limit some still apply; 100 keeps room for the
+// Dockerfile instructions that follow.
+const DefaultMaxLayers = 100
+
+// Epoch is the time every directory a layer creates carries, and the
+// history's creation time of Nix layers.
+var Epoch = time.Unix(0, 0).UTC()
+
+// Layer is one layer: one store path, or a group of small ones.
+type Layer struct {
+	Paths []steps.PathInfo
+}
+
+// Size is the NAR size of the layer's paths.
+func (l Layer) Size() int64 {
+	var n int64
+	for _, p := range l.Paths {
+		n += p.NarSize
+	}
+	return n
+}
+
+// Describe names the layer's contents for image history.
+func (l Layer) Describe() string {
+	if len(l.Paths) == 1 {
+		return l.Paths[0].Path
+	}
+	names := make([]string, 0, 3)
+	for _, p := range l.Paths {
+		if len(names) == 3 {
+			names = append(names, "…")
+			break
+		}
+		names = append(names, p.Name())
+	}
+	return fmt.Sprintf("%d store paths (%s)", len(l.Paths), strings.Join(names, ", "))
+}
+
+// Plan assigns paths to at most budget layers. With room for every path,
+// each gets its own layer. Otherwise a quarter of the budget becomes groups
+// keyed by the store hash (stable whatever else is in the closure), and the
+// largest paths fill the rest with layers of their own. Paths is sorted by
+// path; so is the result within each layer, and layers are ordered own
+// layers first (by path), then groups.
+func Plan(paths []steps.PathInfo, budget int) []Layer {
+	if budget < 1 {
+		budget = 1
+	}
+	if len(paths) <= budget {
+		out := make([]Layer, len(paths))
+		for i, p := range paths {
+			out[i] = Layer{Paths: []steps.PathInfo{p}}
+		}
+		return out
+	}
+	groups := budget / 4
+	if groups < 1 {
+		groups = 1
+	}
+	own := budget - groups
+	bySize := append([]steps.PathInfo(nil), paths...)
+	sort.SliceStable(bySize, func(i, j int) bool {
+		if bySize[i].NarSize != bySize[j].NarSize {
+			return bySize[i].NarSize > bySize[j].NarSize
+		}
+		return bySize[i].Path < bySize[j].Path
+	})
+	keep := map[string]bool{}
+	for _, p := range bySize[:own] {
+		keep[p.Path] = true
+	}
+	var out []Layer
+	grouped := make([][]steps.PathInfo, groups)
+	for _, p := range paths {
+		if keep[p.Path] {
+			out = append(out, Layer{Paths: []steps.PathInfo{p}})
+			continue
+		}
+		g := bucket(p.Path, groups)
+		grouped[g] = append(grouped[g], p)
+	}
+	for _, g := range grouped {
+		if len(g) > 0 {
+			out = append(out, Layer{Paths: g})
+		}
+	}
+	return out
+}
+
+// bucket picks a group from the store hash, which does not change when
+// other paths of the closure do.
+func bucket(storePath string, n int) int {
+	h := fnv.New32a()
+	base := path.Base(storePath)
+	if i := strings.IndexByte(base, '-'); i > 0 {
+		base = base[:i]
+	}
+	h.Write([]byte(base))
+	return int(h.Sum32() % uint32(n))
+}
+
+// State is the layer as a state of its own: scratch with /nix/store and the
+// layer's paths copied from export (the export step's output, which holds
+// them under /nix/store). Its bytes depend on the paths alone: the
+// directories it creates have fixed modes, owners and times, and the copy
+// keeps the store's own.
+func (l Layer) State(export llb.State) llb.State {
+	fa := llb.Mkdir(steps.StoreDir, 0o755, llb.WithParents(true), llb.WithCreatedTime(Epoch))
+	for _, p := range l.Paths {
+		fa = fa.Copy(export, p.Path, p.Path, &llb.CopyInfo{})
+	}
+	return llb.Scratch().File(fa, llb.WithCustomName("[nix] layer "+l.Describe()))
+}
+
+// LinkLayer is the layer holding the link tree the export step wrote.
+func LinkLayer(export llb.State) llb.State {
+	return llb.Scratch().File(llb.Copy(export, "/"+steps.LinksDir+"/", "/", &llb.CopyInfo{CopyDirContentsOnly: true}),
+		llb.WithCustomName("[nix] layer links"))
+}
+
+// History is the image history entry of a layer.
+func (l Layer) History() ocispecs.History {
+	created := Epoch
+	return ocispecs.History{Created: &created, CreatedBy: "nix-frontend: " + l.Describe(), Comment: "nix-frontend"}
+}

@@ -1,0 +1,92 @@
+package storelayers
+
+import (
+	"fmt"
+	"reflect"
+	"testing"
+
+	"github.com/nix-frontend/nix-frontend/nix/steps"
+)
+
+func closure(n int, size func(i int) int64) []steps.PathInfo {
+	var out []steps.PathInfo
+	for i := 0; i < n; i++ {
+		out = append(out, steps.PathInfo{Path: fmt.Sprintf("/nix/store/%032d-p%d", i, i), NarSize: size(i)})
+	}
+	return out
+}
+
+func TestPlanOneLayerPerPathWithinBudget(t *testing.T) {
+	paths := closure(5, func(int) int64 { return 1 })
+	layers := Plan(paths, 5)
+	if len(layers) != 5 {
+		t.Fatalf("%d layers, want 5", len(layers))
+	}
+	for i, l := range layers {
+		if len(l.Paths) != 1 || l.Paths[0].Path != paths[i].Path {
+			t.Errorf("layer %d = %v, want %s alone", i, l.Paths, paths[i].Path)
+		}
+	}
+}
+
+func TestPlanOverBudget(t *testing.T) {
+	// 300 paths, sizes spread so the largest are known: path i has size i.
+	paths := closure(300, func(i int) int64 { return int64(i) })
+	layers := Plan(paths, 98)
+	if len(layers) > 98 {
+		t.Fatalf("%d layers over a budget of 98", len(layers))
+	}
+	seen := map[string]bool{}
+	own := 0
+	for _, l := range layers {
+		if len(l.Paths) == 1 {
+			own++
+		}
+		for _, p := range l.Paths {
+			if seen[p.Path] {
+				t.Errorf("%s in two layers", p.Path)
+			}
+			seen[p.Path] = true
+		}
+	}
+	if len(seen) != 300 {
+		t.Errorf("%d paths placed, want 300", len(seen))
+	}
+	// The 74 largest (98 - 98/4) have their own layers.
+	for i := 300 - 74; i < 300; i++ {
+		found := false
+		for _, l := range layers {
+			if len(l.Paths) == 1 && l.Paths[0].Path == paths[i].Path {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("large path %d has no layer of its own", i)
+		}
+	}
+	if !reflect.DeepEqual(layers, Plan(paths, 98)) {
+		t.Error("Plan is not deterministic")
+	}
+}
+
+func TestPlanChangedSmallPathMovesFewLayers(t *testing.T) {
+	paths := closure(300, func(i int) int64 { return int64(i) })
+	before := Plan(paths, 98)
+	changed := append([]steps.PathInfo(nil), paths...)
+	changed[3] = steps.PathInfo{Path: "/nix/store/zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz-p3", NarSize: 3}
+	after := Plan(changed, 98)
+	key := func(l Layer) string { return fmt.Sprint(l.Paths) }
+	old := map[string]bool{}
+	for _, l := range before {
+		old[key(l)] = true
+	}
+	differ := 0
+	for _, l := range after {
+		if !old[key(l)] {
+			differ++
+		}
+	}
+	if differ > 2 {
+		t.Errorf("changing one small path changed %d layers, want at most 2", differ)
+	}
+}
