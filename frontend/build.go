@@ -1,52 +1,91 @@
-// Package frontend turns a Nixfile into a BuildKit result: it reads the
-// Nixfile through BuildKit's dockerui client, builds the Nix parts of each
-// stage as LLB and hands the rest to BuildKit's own Dockerfile converter.
+// Package frontend turns a Nixfile into a BuildKit result. It parses the
+// Nixfile (package nixfile), builds the INSTALL lines of each stage as LLB
+// (package nixbuild) and hands the rest of the file, with those stages
+// injected as named contexts, to BuildKit's own Dockerfile converter: RUN,
+// COPY, ENV and every other Dockerfile instruction mean exactly what they
+// mean in a Dockerfile.
 package frontend
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
+	"maps"
+	"path"
+	"strconv"
 
-	"github.com/moby/buildkit/client/llb"
-	"github.com/moby/buildkit/exporter/containerimage/exptypes"
+	"github.com/moby/buildkit/frontend/dockerfile/dockerfile2llb"
+	"github.com/moby/buildkit/frontend/dockerfile/linter"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerui"
 	"github.com/moby/buildkit/frontend/gateway/client"
-	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/moby/buildkit/frontend/subrequests/lint"
+	"github.com/moby/buildkit/frontend/subrequests/outline"
+	"github.com/moby/buildkit/frontend/subrequests/targets"
+	"github.com/nix-frontend/nix-frontend/frontend/nixfile"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/pkg/errors"
+	pkgerrors "github.com/pkg/errors"
 )
 
+// Build arguments nix-frontend reads (besides the Nixfile's own ARGs).
+const (
+	// ArgNixImage selects the image Nix runs in.
+	ArgNixImage = "NIX_IMAGE"
+	// ArgNixConfig is passed to every Nix process as NIX_CONFIG.
+	ArgNixConfig = "NIX_CONFIG"
+	// ArgMaxLayers is the image's layer budget, base layers included.
+	ArgMaxLayers = "NIX_MAX_LAYERS"
+)
+
+// DefaultNixImage is the Nix image used when NIX_IMAGE is not set.
+const DefaultNixImage = "docker.io/nixos/nix:2.24.10"
+
+// FrontendImageOpt names the frontend image to mount the helper binary from
+// when BuildKit did not say which image runs the frontend (the in-process
+// client used by tests has no "source" option).
+const FrontendImageOpt = "nix-frontend-image"
+
 // Build is the gateway BuildFunc.
-func Build(ctx context.Context, c client.Client) (*client.Result, error) {
+func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 	bc, err := dockerui.NewClient(c)
 	if err != nil {
 		return nil, err
 	}
-	self, err := selfImage(c)
+	src, err := bc.ReadEntrypoint(ctx, "Dockerfile")
 	if err != nil {
 		return nil, err
 	}
+	defer func() { err = withSource(err, src.SourceMap) }()
+
+	nf, err := nixfile.Parse(path.Base(src.Filename), src.Data)
+	if err != nil {
+		return nil, parseError(err)
+	}
+	cv, err := newConverter(ctx, c, bc, src, nf)
+	if err != nil {
+		return nil, err
+	}
+
+	if res, ok, err := bc.HandleSubrequest(ctx, dockerui.RequestHandler{
+		Outline: func(ctx context.Context) (*outline.Outline, error) {
+			return dockerfile2llb.Dockerfile2Outline(ctx, cv.dockerfile, cv.placeholderOpt())
+		},
+		ListTargets: func(ctx context.Context) (*targets.List, error) {
+			return dockerfile2llb.ListTargets(ctx, cv.dockerfile)
+		},
+		Lint: func(ctx context.Context) (*lint.LintResults, error) {
+			return cv.lint(ctx)
+		},
+	}); err != nil {
+		return nil, err
+	} else if ok {
+		return res, nil
+	}
+
+	if err := cv.warn(ctx); err != nil {
+		return nil, err
+	}
 	rb, err := bc.Build(ctx, func(ctx context.Context, platform *ocispecs.Platform, idx int) (*dockerui.BuildResult, error) {
-		st := llb.Scratch().File(llb.Copy(llb.Image(self), "/bin/nix-frontend", "/bin/nix-frontend", &llb.CopyInfo{CreateDestPath: true}))
-		def, err := st.Marshal(ctx)
-		if err != nil {
-			return nil, err
-		}
-		res, err := c.Solve(ctx, client.SolveRequest{Definition: def.ToPB()})
-		if err != nil {
-			return nil, err
-		}
-		ref, err := res.SingleRef()
-		if err != nil {
-			return nil, err
-		}
-		img := &dockerspec.DockerOCIImage{}
-		img.Architecture, img.OS = "amd64", "linux"
-		if platform != nil {
-			img.Platform = *platform
-		}
-		img.Config.Entrypoint = []string{"/bin/nix-frontend", "-version"}
-		return &dockerui.BuildResult{Reference: ref, Image: img}, nil
+		return cv.buildPlatform(ctx, platform, idx)
 	})
 	if err != nil {
 		return nil, err
@@ -54,21 +93,48 @@ func Build(ctx context.Context, c client.Client) (*client.Result, error) {
 	return rb.Finalize()
 }
 
-// FrontendImageOpt names the frontend image to mount the helper binary from
-// when BuildKit did not say which image runs the frontend (the in-process
-// client used by tests has no "source" option).
-const FrontendImageOpt = "nix-frontend-image"
-
-func selfImage(c client.Client) (string, error) {
-	opts := c.BuildOpts().Opts
-	if s := opts[FrontendImageOpt]; s != "" {
-		return s, nil
+// parseError turns validation problems into one error that lists them all
+// and points at the first.
+func parseError(err error) error {
+	var errs *nixfile.Errors
+	if !errors.As(err, &errs) || len(errs.List) == 0 {
+		return err
 	}
-	if s := opts["source"]; s != "" {
-		return s, nil
+	if len(errs.List) == 1 {
+		return errs.First()
 	}
-	return "", errors.Errorf("nix-frontend does not know its own image: run it through a `# syntax=` line, or pass --opt %s=<image>", FrontendImageOpt)
+	return parser.WithLocation(pkgerrors.New(errs.Error()), errs.List[0].Location)
 }
 
-var _ = json.Marshal
-var _ = exptypes.ExporterImageConfigKey
+// warn reports the Nixfile's lint findings through the client, as BuildKit
+// does for Dockerfiles, and fails when # check=error=true says so.
+func (cv *converter) warn(ctx context.Context) error {
+	cfg, err := cv.nf.CheckConfig()
+	if err != nil {
+		return err
+	}
+	if v, ok := cv.bc.BuildArgs["BUILDKIT_DOCKERFILE_CHECK"]; ok {
+		if cfg, err = linter.ParseLintOptions(v); err != nil {
+			return err
+		}
+	}
+	ws, ferr := nixfile.FilterWarnings(cv.nf.Warnings, cfg)
+	for _, w := range ws {
+		line := 0
+		if len(w.Location) > 0 {
+			line = w.Location[0].Start.Line
+		}
+		msg := linter.LintFormatShort(w.RuleName, w.Message, line)
+		cv.src.Warn(ctx, msg, warnOpts(w.Location, [][]byte{[]byte(w.Description)}, w.URL))
+	}
+	return ferr
+}
+
+func (cv *converter) buildArgs() map[string]string { return maps.Clone(cv.bc.BuildArgs) }
+
+func atoiDefault(s string, def int) (int, error) {
+	if s == "" {
+		return def, nil
+	}
+	return strconv.Atoi(s)
+}
