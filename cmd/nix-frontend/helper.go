@@ -9,8 +9,9 @@ import (
 	"github.com/nix-frontend/nix-frontend/nix/steps"
 )
 
-// helpers are the commands build steps run; each takes one argument, its
-// request as JSON (see package steps).
+// helpers are the commands build steps run. Each reads its request as JSON
+// (see package steps) from $NIX_FRONTEND_REQUEST; the argument after the
+// command is a label for people reading the process list or an error.
 var helpers = map[string]struct {
 	help string
 	run  func(ctx context.Context, arg []byte) error
@@ -40,11 +41,12 @@ var helpers = map[string]struct {
 
 func runHelper(ctx context.Context, args []string) int {
 	h, ok := helpers[args[0]]
-	if !ok || len(args) != 2 {
+	req := os.Getenv(steps.RequestEnv)
+	if !ok || req == "" {
 		usage()
 		return 2
 	}
-	if err := h.run(ctx, []byte(args[1])); err != nil {
+	if err := h.run(ctx, []byte(req)); err != nil {
 		fmt.Fprintf(os.Stderr, "nix-frontend: %v\n", err)
 		return 1
 	}

@@ -40,7 +40,7 @@ func main() {
 
 func usage() {
 	fmt.Fprintf(os.Stderr, `usage: nix-frontend [-version]
-       nix-frontend <helper command> [flags]
+       NIX_FRONTEND_REQUEST=<json> nix-frontend <helper command> [label]
 
 Without arguments nix-frontend serves BuildKit's gateway API; BuildKit starts
 it for Nixfiles whose first line is "# syntax=<this image>".

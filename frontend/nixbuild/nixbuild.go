@@ -81,7 +81,7 @@ func (b *Builder) Build(ctx context.Context, s Stage) (llb.State, *dockerspec.Do
 		words = append(words, installDesc(in))
 		allLocs = append(allLocs, in.Location...)
 	}
-	evalSt, err := b.Nix.Run(fmt.Sprintf("[nix %s] evaluate %s", s.Name, strings.Join(words, " ")),
+	evalSt, err := b.Nix.Run(fmt.Sprintf("[nix %s] evaluate %s", s.Name, strings.Join(words, " ")), s.Name,
 		steps.EvalRequest{Installs: reqs, Out: steps.OutDir},
 		[]nixstep.Mount{{Target: steps.SrcDir, State: b.Context, Path: "/"}},
 		b.location(allLocs))
@@ -101,7 +101,7 @@ func (b *Builder) Build(ctx context.Context, s Stage) (llb.State, *dockerspec.Do
 		return llb.State{}, nil, err
 	}
 	for i, j := range jobs {
-		st, err := b.Nix.Run(fmt.Sprintf("[nix %d/%d] build %s", i+1, len(jobs), j.name),
+		st, err := b.Nix.Run(fmt.Sprintf("[nix %d/%d] build %s", i+1, len(jobs), j.name), j.name,
 			steps.BuildRequest{Name: j.name, DrvPath: j.drvPath, Outputs: j.outputs,
 				DrvClosure: steps.InDir + "/" + steps.DrvClosure, Out: steps.OutDir},
 			[]nixstep.Mount{{Target: steps.InDir, State: evalSt, Path: "/" + steps.DrvDir + "/" + steps.DrvKey(j.drvPath)}},
@@ -122,7 +122,7 @@ func (b *Builder) Build(ctx context.Context, s Stage) (llb.State, *dockerspec.Do
 		mounts = append(mounts, nixstep.Mount{Target: drvDir, State: evalSt, Path: "/" + steps.DrvDir + "/" + steps.DrvKey(j.drvPath)})
 		exportReq.DrvClosures = append(exportReq.DrvClosures, drvDir+"/"+steps.DrvClosure)
 	}
-	exportSt, err := b.Nix.Run(fmt.Sprintf("[nix %s] export closure", s.Name), exportReq, mounts, b.location(allLocs))
+	exportSt, err := b.Nix.Run(fmt.Sprintf("[nix %s] export closure", s.Name), s.Name, exportReq, mounts, b.location(allLocs))
 	if err != nil {
 		return llb.State{}, nil, err
 	}
@@ -223,7 +223,9 @@ func (b *Builder) jobs(s Stage, reqs []evaljobs.Request, results []steps.EvalRes
 				word = in.Installables[k]
 			}
 			if j.Error != "" {
-				errs = append(errs, fmt.Sprintf("INSTALL %s: %s", word, evaljobs.TrimNixError(j.Error)))
+				// Name context files as the user does, not by the mount.
+				msg := strings.ReplaceAll(evaljobs.TrimNixError(j.Error), steps.SrcDir+"/", "")
+				errs = append(errs, fmt.Sprintf("INSTALL %s: %s", word, msg))
 				if errLocs == nil {
 					errLocs = in.Location
 				}

@@ -95,17 +95,20 @@ type Mount struct {
 	Path   string    // which path of State; its contents alone key the cache
 }
 
-// Run makes a step that runs the helper with req. Its output is the state
-// of steps.OutDir. Inputs are mounted read-only with a selector, so a step
+// Run makes a step that runs the helper with req. The request travels in
+// the environment (steps.RequestEnv), part of the step's cache key like its
+// command line, which stays short enough to read in an error: the helper,
+// the command and label. Its output is the state of steps.OutDir. Inputs are mounted read-only with a selector, so a step
 // re-runs only when the selected bytes change, not when an earlier step
 // merely ran again.
-func (e *Env) Run(name string, req steps.Request, inputs []Mount, opts ...llb.ConstraintsOpt) (llb.State, error) {
+func (e *Env) Run(name, label string, req steps.Request, inputs []Mount, opts ...llb.ConstraintsOpt) (llb.State, error) {
 	arg, err := steps.Encode(req)
 	if err != nil {
 		return llb.State{}, err
 	}
 	runOpts := []llb.RunOption{
-		llb.Args([]string{steps.HelperBinary, req.Command(), arg}),
+		llb.Args([]string{steps.HelperBinary, req.Command(), label}),
+		llb.AddEnv(steps.RequestEnv, arg),
 		llb.AddEnv("NIX_CONFIG", DefaultNixConfig+"\n"+e.NixConfig),
 		llb.AddEnv("HOME", "/root"),
 		llb.AddMount("/nix", e.seed, llb.SourcePath("/nix"), llb.AsPersistentCacheDir(e.CacheID, llb.CacheMountShared)),

@@ -70,6 +70,9 @@ func (e *BuildFailedError) Error() string {
 // Build realises a derivation, printing Nix's log as readable lines on
 // stderr, and writes the outputs' closure to req.Out.
 func Build(ctx context.Context, req BuildRequest, stderr io.Writer) error {
+	if err := requireNix(); err != nil {
+		return err
+	}
 	if missing := missingPaths([]string{req.DrvPath}); len(missing) > 0 {
 		if err := importDrvs(ctx, []string{req.DrvClosure}, stderr); err != nil {
 			return err

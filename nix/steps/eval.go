@@ -34,12 +34,22 @@ type EvalResult struct {
 // every derivation, its .drv closure to DrvDir/<drv>/closure: the build
 // steps import it when the /nix cache mount no longer has it.
 func Eval(ctx context.Context, req EvalRequest, stderr io.Writer) error {
+	if err := requireNix(); err != nil {
+		return err
+	}
 	evalJobs, useEvalJobs := lookNixEvalJobs()
 	var results []EvalResult
 	drvs := map[string]bool{}
 	for _, r := range req.Installs {
 		var lines bytes.Buffer
 		res := EvalResult{Evaluator: "nix"}
+		if r.File != "" {
+			if _, err := os.Stat(r.File); err != nil {
+				res.Jobs = missingFileJobs(r)
+				results = append(results, res)
+				continue
+			}
+		}
 		if !r.Pure() && !r.Impure {
 			// Lock flake references so flakes evaluate purely, as `nix
 			// build` does; file mode is impure like nix-build.
@@ -97,6 +107,18 @@ func Eval(ctx context.Context, req EvalRequest, stderr io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// missingFileJobs reports a --file that is not in the build context on
+// every installable of its INSTALL line.
+func missingFileJobs(r evaljobs.Request) []evaljobs.Job {
+	rel := strings.TrimPrefix(r.File, SrcDir+"/")
+	msg := fmt.Sprintf("%s does not exist in the build context (check the path, relative to the context, and .dockerignore)", rel)
+	var jobs []evaljobs.Job
+	for i := range r.Targets() {
+		jobs = append(jobs, evaljobs.Job{Attr: evaljobs.JobAttr(i), AttrPath: []string{evaljobs.JobAttr(i)}, Error: msg})
+	}
+	return jobs
 }
 
 func hasFlake(r evaljobs.Request) bool {

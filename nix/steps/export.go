@@ -58,6 +58,9 @@ func (e *LinkCollisionError) Error() string {
 
 // Export copies the closure and writes the manifest.
 func Export(ctx context.Context, req ExportRequest, stderr io.Writer) error {
+	if err := requireNix(); err != nil {
+		return err
+	}
 	var results []BuildResult
 	byPath := map[string]PathInfo{}
 	for _, f := range req.Results {

@@ -95,6 +95,9 @@ type Request interface {
 	Command() string
 }
 
+// RequestEnv is the environment variable that carries a step's request.
+const RequestEnv = "NIX_FRONTEND_REQUEST"
+
 // Encode renders a request as the argument the helper receives. The
 // request is part of the build step's command line, hence of its cache key:
 // it must hold only what the step's result depends on.
@@ -195,6 +198,19 @@ func importDrvs(ctx context.Context, files []string, stderr io.Writer) error {
 		in.Close()
 		if err != nil {
 			return fmt.Errorf("importing derivations from the evaluation step: %w", err)
+		}
+	}
+	return nil
+}
+
+// ErrNoNix is returned when the Nix image has no Nix on its PATH.
+var ErrNoNix = fmt.Errorf("the Nix image has no nix-store and nix on its PATH: set the NIX_IMAGE build argument to an image with Nix 2.8 or later, such as nixos/nix")
+
+// requireNix checks that the Nix image has the commands the steps run.
+func requireNix() error {
+	for _, c := range []string{"nix", "nix-store"} {
+		if _, err := exec.LookPath(c); err != nil {
+			return ErrNoNix
 		}
 	}
 	return nil
