@@ -1,0 +1,167 @@
+package integration
+
+import (
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nix-frontend/nix-frontend/integration/harness"
+)
+
+// TestParallelBuilds checks that independent derivations build in
+// concurrent steps on the shared store: eight derivations that each take
+// two seconds overlap in the progress stream.
+func TestParallelBuilds(t *testing.T) {
+	env := harness.Require(t)
+	var attrs []string
+	for i := 0; i < 8; i++ {
+		attrs = append(attrs, fmt.Sprintf("slow%d", i))
+	}
+	dir := env.Context(t, map[string]string{
+		"Nixfile": "FROM scratch\nARG SALT\nINSTALL --file=default.nix --argstr salt=${SALT} " + strings.Join(attrs, " ") + "\n",
+		"default.nix": `{ salt }:
+let
+  bb = builtins.path { path = ./busybox; name = "busybox"; };
+  slow = i: derivation {
+    name = "slow${toString i}";
+    inherit salt;
+    system = builtins.currentSystem;
+    builder = "${bb}/bin/busybox";
+    args = [ "sh" "-c" "${bb}/bin/busybox sleep 2; ${bb}/bin/busybox mkdir -p $out/share; echo ${toString i} > $out/share/slow${toString i}" ];
+  };
+in builtins.listToAttrs (builtins.genList (i: { name = "slow${toString i}"; value = slow i; }) 8)
+`,
+	})
+	env.AddBusybox(t, dir)
+	res := env.Build(t, harness.InProcess, dir, harness.BuildOpts{BuildArgs: map[string]string{"SALT": salt(t)}})
+	if got := harness.Built(res.Log); len(got) != 8 {
+		t.Fatalf("built %v, want 8 derivations", got)
+	}
+	var builds []*harness.Vertex
+	for _, v := range res.Status.Ran("[nix ") {
+		if strings.Contains(v.Name, "] build slow") {
+			builds = append(builds, v)
+		}
+	}
+	if len(builds) != 8 {
+		t.Fatalf("%d build steps ran, want 8:\n%s", len(builds), res.Log)
+	}
+	// The most steps running at one moment, from start and end times.
+	type event struct {
+		at    time.Time
+		delta int
+	}
+	var events []event
+	for _, v := range builds {
+		events = append(events, event{*v.Started, 1}, event{*v.Completed, -1})
+	}
+	sort.Slice(events, func(i, j int) bool {
+		if events[i].at.Equal(events[j].at) {
+			return events[i].delta < events[j].delta
+		}
+		return events[i].at.Before(events[j].at)
+	})
+	running, most := 0, 0
+	for _, e := range events {
+		running += e.delta
+		most = max(most, running)
+	}
+	t.Logf("at most %d of 8 build steps ran at once", most)
+	if most < 4 {
+		t.Errorf("at most %d build steps ran at once; independent derivations should build in parallel", most)
+	}
+}
+
+// TestClosureLayers checks the demo image against the host's own Nix: one
+// layer per store path of `nix-store -qR` of the installed output, the link
+// layer, and nothing of Nix itself.
+func TestClosureLayers(t *testing.T) {
+	env := harness.Require(t)
+	ctx := exampleContext(t, env, "")
+	want := harness.HostClosure(t, filepath.Join(ctx, "default.nix"), "hello")
+	res := env.Build(t, harness.InProcess, ctx, harness.BuildOpts{})
+	img := env.Inspect(t, res.Ref).Images[0]
+	layers := harness.StoreLayers(img)
+	var got []string
+	for p := range layers {
+		got = append(got, p)
+	}
+	sort.Strings(got)
+	sort.Strings(want)
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("image has layers for %v; nix-store -qR says %v", got, want)
+	}
+	if len(img.Manifest.Layers) != len(want)+1 {
+		t.Errorf("%d layers, want %d store paths and the link layer", len(img.Manifest.Layers), len(want))
+	}
+	for _, p := range got {
+		if strings.Contains(p, "-nix-2.") {
+			t.Errorf("the image contains Nix: %s", p)
+		}
+	}
+	// The link layer is the last one, and the entrypoint runs through it.
+	var last string
+	for _, h := range img.Config.History {
+		if !h.EmptyLayer {
+			last = h.CreatedBy
+		}
+	}
+	if last != "nix-frontend: links in /" {
+		t.Errorf("last layer is %q, want the link layer", last)
+	}
+	out := env.Run(t, res.Ref, harness.RunOpts{})
+	if !strings.Contains(out, "running from /nix/store/") {
+		t.Errorf("demo output %q", out)
+	}
+}
+
+// TestLargeClosure exports a closure of 300 generated paths within the
+// layer budget, deterministically.
+func TestLargeClosure(t *testing.T) {
+	env := harness.Require(t)
+	dir := env.Context(t, map[string]string{
+		"Nixfile": "FROM scratch\nARG SALT\nINSTALL --file=default.nix --argstr salt=${SALT} top\n",
+		"default.nix": `{ salt }:
+let
+  bb = builtins.path { path = ./busybox; name = "busybox"; };
+  sh = "${bb}/bin/busybox";
+  mk = name: script: derivation { inherit name salt; system = builtins.currentSystem; builder = sh; args = [ "sh" "-c" script ]; };
+  # Sizes spread from a few bytes to 64 KiB, so some paths are larger.
+  part = i: mk "part${toString i}" "${sh} mkdir -p $out; ${sh} head -c ${toString (i * i)} /dev/zero > $out/data";
+  parts = builtins.genList part 300;
+in {
+  top = mk "top" "${sh} mkdir -p $out/share; echo ${toString parts} > $out/share/parts";
+}
+`,
+	})
+	env.AddBusybox(t, dir)
+	args := map[string]string{"SALT": salt(t), "NIX_CONFIG": harness.OfflineNixConfig + "\nmax-jobs = 4"}
+	first := env.Build(t, harness.InProcess, dir, harness.BuildOpts{BuildArgs: args})
+	img := env.Inspect(t, first.Ref).Images[0]
+	if n := len(img.Manifest.Layers); n > 100 {
+		t.Fatalf("%d layers, over the default budget of 100", n)
+	}
+	own := harness.StoreLayers(img)
+	if len(own) < 50 {
+		t.Errorf("only %d store paths have their own layer", len(own))
+	}
+	for _, big := range []string{"part299", "part298", "part250"} {
+		found := false
+		for p := range own {
+			if strings.HasSuffix(p, "-"+big) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("large path %s has no layer of its own", big)
+		}
+	}
+	// Again under another name: the same image.
+	second := env.Build(t, harness.Buildctl, dir, harness.BuildOpts{BuildArgs: args})
+	if second.Digest != first.Digest {
+		t.Errorf("second build gave %s, first %s", second.Digest, first.Digest)
+	}
+}
