@@ -47,4 +47,3 @@ it for Nixfiles whose first line is "# syntax=<this image>".
 Helper commands run inside build steps:
 %s`, helperUsage())
 }
-

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -70,8 +71,15 @@ var refCounter struct {
 	n int
 }
 
-// NewRef returns an unused image reference in the local registry.
+var notRefChars = regexp.MustCompile(`[^a-z0-9]+`)
+
+// NewRef returns an unused image reference in the local registry, named
+// after name (a test name, say).
 func (e *Env) NewRef(name string) string {
+	name = strings.Trim(notRefChars.ReplaceAllString(strings.ToLower(name), "-"), "-")
+	if len(name) > 100 {
+		name = name[:100]
+	}
 	refCounter.Lock()
 	defer refCounter.Unlock()
 	refCounter.n++
@@ -96,7 +104,7 @@ func (e *Env) TryBuild(t testing.TB, via Via, dir string, o BuildOpts) (*Result,
 		o.File = "Nixfile"
 	}
 	if o.Ref == "" && o.Output == "" {
-		o.Ref = e.NewRef(strings.ReplaceAll(strings.ToLower(t.Name()), "/", "-"))
+		o.Ref = e.NewRef(t.Name())
 	}
 	args := e.DefaultBuildArgs()
 	maps.Copy(args, o.BuildArgs)

@@ -80,3 +80,14 @@ func HostClosure(t testing.TB, file, attr string, nixArgs ...string) []string {
 	t.Cleanup(func() { exec.Command("chmod", "-R", "u+w", store).Run() })
 	return strings.Fields(run("nix-store", "-qR", outPath))
 }
+
+// Prune runs `buildctl prune` with filters on the test buildkitd: filter
+// "type==exec.cachemount" empties the /nix cache mounts (a new runner's
+// store), "type!=exec.cachemount" drops BuildKit's own cache and keeps them.
+func (e *Env) Prune(t testing.TB, filter string) {
+	t.Helper()
+	out, err := exec.Command("buildctl", "--addr", e.BuildkitHost, "prune", "--all", "--filter", filter).CombinedOutput()
+	if err != nil {
+		t.Fatalf("buildctl prune --filter %s: %v\n%s", filter, err, out)
+	}
+}

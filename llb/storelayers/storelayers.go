@@ -122,18 +122,29 @@ func bucket(storePath string, n int) int {
 	return int(h.Sum32() % uint32(n))
 }
 
-// State is the layer as a state of its own: scratch with /nix/store and the
-// layer's paths copied from export (the export step's output, which holds
-// them under /nix/store). Its bytes depend on the paths alone: the
-// directories it creates have fixed modes, owners and times, and the copy
-// keeps the store's own.
+// State is the layer as a state of its own: scratch with the layer's paths
+// under /nix/store, copied from export (the export step's output, which
+// holds them there). Its bytes depend on the paths alone. One copy action
+// makes the whole layer, because BuildKit sets the times of the directories
+// a copy creates (/nix, /nix/store) after the copy is done, and only for the
+// directories that copy created; every entry gets the time Nix gives every
+// store file, one second past the epoch, so nothing carries the build's time.
 func (l Layer) State(export llb.State) llb.State {
-	fa := llb.Mkdir(steps.StoreDir, 0o755, llb.WithParents(true), llb.WithCreatedTime(Epoch))
+	names := make([]string, 0, len(l.Paths))
 	for _, p := range l.Paths {
-		fa = fa.Copy(export, p.Path, p.Path, &llb.CopyInfo{})
+		names = append(names, path.Base(p.Path))
 	}
-	return llb.Scratch().File(fa, llb.WithCustomName("[nix] layer "+l.Describe()))
+	return llb.Scratch().File(
+		llb.Copy(export, steps.StoreDir+"/", steps.StoreDir+"/", &llb.CopyInfo{
+			CopyDirContentsOnly: true,
+			CreateDestPath:      true,
+			IncludePatterns:     names,
+		}, llb.WithCreatedTime(StoreTime)),
+		llb.WithCustomName("[nix] layer "+l.Describe()))
 }
+
+// StoreTime is the modification time of every file in a Nix store.
+var StoreTime = time.Unix(1, 0).UTC()
 
 // LinkLayer is the layer holding the link tree the export step wrote.
 func LinkLayer(export llb.State) llb.State {
