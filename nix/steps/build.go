@@ -61,8 +61,12 @@ func (e *BuildFailedError) Error() string {
 		}
 		msg += fmt.Sprintf(" (its dependency %s failed)", strings.Join(names, ", "))
 	}
-	if len(e.Errors) > 0 {
-		msg += ": " + e.Errors[len(e.Errors)-1]
+	// Nix's first error says what broke; later ones are consequences
+	// ("1 dependencies ... failed") and hints.
+	for _, m := range e.Errors {
+		if m = strings.TrimSpace(m); m != "" && !strings.HasPrefix(m, "(use '--show-trace'") {
+			return msg + ": " + m
+		}
 	}
 	return msg
 }
