@@ -59,6 +59,7 @@ type Stage struct {
 type job struct {
 	key     string // DrvKey + selected outputs: the step's identity
 	name    string
+	system  string
 	drvPath string
 	outputs map[string]string
 	locs    []parser.Range
@@ -102,7 +103,7 @@ func (b *Builder) Build(ctx context.Context, s Stage) (llb.State, *dockerspec.Do
 	}
 	for i, j := range jobs {
 		st, err := b.Nix.Run(fmt.Sprintf("[nix %d/%d] build %s", i+1, len(jobs), j.name), j.name,
-			steps.BuildRequest{Name: j.name, DrvPath: j.drvPath, Outputs: j.outputs,
+			steps.BuildRequest{Name: j.name, DrvPath: j.drvPath, System: j.system, Outputs: j.outputs,
 				DrvClosure: steps.InDir + "/" + steps.DrvClosure, Out: steps.OutDir},
 			[]nixstep.Mount{{Target: steps.InDir, State: evalSt, Path: "/" + steps.DrvDir + "/" + steps.DrvKey(j.drvPath)}},
 			b.location(j.locs))
@@ -246,7 +247,7 @@ func (b *Builder) jobs(s Stage, reqs []evaljobs.Request, results []steps.EvalRes
 			key := steps.DrvKey(j.DrvPath) + "." + strings.Join(sortedKeys(outputs), ",")
 			jb := byKey[key]
 			if jb == nil {
-				jb = &job{key: key, name: j.Name, drvPath: j.DrvPath, outputs: outputs}
+				jb = &job{key: key, name: j.Name, system: j.System, drvPath: j.DrvPath, outputs: outputs}
 				byKey[key] = jb
 				jobs = append(jobs, jb)
 			}

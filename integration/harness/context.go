@@ -45,11 +45,24 @@ func WriteFile(t testing.TB, path, content string) {
 // test derivations import it from as their builder.
 func (e *Env) AddBusybox(t testing.TB, dir string) {
 	t.Helper()
-	dst := filepath.Join(dir, "busybox", "bin", "busybox")
+	copyExecutable(t, e.Busybox, filepath.Join(dir, "busybox", "bin", "busybox"))
+}
+
+// AddBusyboxAarch64 copies an aarch64 static busybox into
+// dir/busybox-aarch64/bin/busybox, the builder of aarch64-linux test
+// derivations (hack/setup fetches it).
+func (e *Env) AddBusyboxAarch64(t testing.TB, dir string) {
+	t.Helper()
+	copyExecutable(t, filepath.Join(e.RepoRoot, ".cache", "busybox-aarch64", "bin", "busybox"),
+		filepath.Join(dir, "busybox-aarch64", "bin", "busybox"))
+}
+
+func copyExecutable(t testing.TB, src, dst string) {
+	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	in, err := os.Open(e.Busybox)
+	in, err := os.Open(src)
 	if err != nil {
 		t.Fatal(err)
 	}

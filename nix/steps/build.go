@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 
@@ -17,6 +18,10 @@ type BuildRequest struct {
 	Name    string            `json:"name"`    // "hello-2.12", for messages
 	DrvPath string            `json:"drvPath"` //
 	Outputs map[string]string `json:"outputs"` // output name → store path
+	// System is the derivation's Nix system. One the build host is not
+	// becomes an extra platform, which Nix builds through the host's
+	// emulators (QEMU binfmt) or remote builders.
+	System string `json:"system,omitempty"`
 	// DrvClosure is the evaluation step's export of the .drv closure,
 	// imported when the store does not have the derivation.
 	DrvClosure string `json:"drvClosure"`
@@ -29,6 +34,7 @@ func (BuildRequest) Command() string { return "build" }
 // BuildResult is what a build step writes to ResultFile.
 type BuildResult struct {
 	DrvPath string            `json:"drvPath"`
+	System  string            `json:"system,omitempty"`
 	Outputs map[string]string `json:"outputs"`
 	// Closure is the runtime closure of the outputs.
 	Closure []PathInfo `json:"closure"`
@@ -48,6 +54,7 @@ func (r BuildResult) OutputPaths() []string {
 type BuildFailedError struct {
 	Name    string
 	DrvPath string
+	System  string
 	Failed  []string // derivations whose builders failed
 	Errors  []string // Nix's error messages
 }
@@ -65,8 +72,12 @@ func (e *BuildFailedError) Error() string {
 	// ("1 dependencies ... failed") and hints.
 	for _, m := range e.Errors {
 		if m = strings.TrimSpace(m); m != "" && !strings.HasPrefix(m, "(use '--show-trace'") {
-			return msg + ": " + m
+			msg += ": " + m
+			break
 		}
+	}
+	if hint := platformHint(e.System, e.Errors); hint != "" {
+		msg += "\n" + hint
 	}
 	return msg
 }
@@ -82,6 +93,9 @@ func Build(ctx context.Context, req BuildRequest, stderr io.Writer) error {
 			return err
 		}
 	}
+	if req.System != "" {
+		allowSystem(req.System)
+	}
 	dec := nixlog.NewDecoder(stderr)
 	// The indirect GC root keeps the outputs while the step runs and stops
 	// Nix warning that there is none.
@@ -90,9 +104,9 @@ func Build(ctx context.Context, req BuildRequest, stderr io.Writer) error {
 	dec.Close()
 	if err != nil {
 		sum := dec.Summary()
-		return &BuildFailedError{Name: req.Name, DrvPath: req.DrvPath, Failed: sum.Failed, Errors: sum.Errors}
+		return &BuildFailedError{Name: req.Name, DrvPath: req.DrvPath, System: req.System, Failed: sum.Failed, Errors: sum.Errors}
 	}
-	res := BuildResult{DrvPath: req.DrvPath, Outputs: req.Outputs}
+	res := BuildResult{DrvPath: req.DrvPath, System: req.System, Outputs: req.Outputs}
 	res.Closure, err = pathInfos(ctx, res.OutputPaths())
 	if err != nil {
 		return err
@@ -101,4 +115,45 @@ func Build(ctx context.Context, req BuildRequest, stderr io.Writer) error {
 		return err
 	}
 	return writeJSON(filepath.Join(req.Out, ResultFile), res)
+}
+
+// allowSystem lets Nix build derivations for system on this host, adding it
+// to extra-platforms after whatever NIX_CONFIG says.
+func allowSystem(system string) {
+	if system == HostSystem() {
+		return
+	}
+	os.Setenv("NIX_CONFIG", os.Getenv("NIX_CONFIG")+"\nextra-platforms = "+system)
+}
+
+// HostSystem is the Nix system of the machine the helper runs on.
+func HostSystem() string {
+	switch runtime.GOARCH {
+	case "amd64":
+		return "x86_64-linux"
+	case "arm64":
+		return "aarch64-linux"
+	case "arm":
+		return "armv7l-linux"
+	case "386":
+		return "i686-linux"
+	default:
+		return runtime.GOARCH + "-linux"
+	}
+}
+
+// platformHint explains failures that come from building for a system the
+// BuildKit host cannot run.
+func platformHint(system string, errs []string) string {
+	if system == "" || system == HostSystem() {
+		return ""
+	}
+	for _, m := range errs {
+		if strings.Contains(m, "Exec format error") || strings.Contains(m, "is required to build") {
+			return fmt.Sprintf("this BuildKit host (%s) cannot run %s programs: register QEMU emulators on the host "+
+				"(docker run --privileged --rm tonistiigi/binfmt --install all), or give Nix a remote builder for %s "+
+				"with builders = ... in the NIX_CONFIG build argument", HostSystem(), system, system)
+		}
+	}
+	return ""
 }

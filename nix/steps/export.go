@@ -85,7 +85,7 @@ func Export(ctx context.Context, req ExportRequest, stderr io.Writer) error {
 			return err
 		}
 		for _, r := range results {
-			if err := Build(ctx, BuildRequest{Name: StorePathName(r.DrvPath), DrvPath: r.DrvPath, Outputs: r.Outputs, Out: filepath.Join(os.TempDir(), "rebuild")}, stderr); err != nil {
+			if err := Build(ctx, BuildRequest{Name: StorePathName(r.DrvPath), DrvPath: r.DrvPath, System: r.System, Outputs: r.Outputs, Out: filepath.Join(os.TempDir(), "rebuild")}, stderr); err != nil {
 				return err
 			}
 		}
