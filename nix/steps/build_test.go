@@ -19,7 +19,7 @@ func TestBuildFailedErrorMessage(t *testing.T) {
 		{"first error, not the hint", BuildFailedError{Name: "hello", DrvPath: "/nix/store/a-hello.drv",
 			Errors: []string{"builder for '/nix/store/a-hello.drv' failed with exit code 2", "(use '--show-trace' to show detailed location information)"}},
 			[]string{"building hello failed: builder for '/nix/store/a-hello.drv' failed with exit code 2"}, []string{"show-trace"}},
-		{"dependency named", BuildFailedError{Name: "app", DrvPath: "/nix/store/b-app.drv", Failed: []string{"/nix/store/c-lib-1.drv"}},
+		{"dependency named", BuildFailedError{Name: "app", DrvPath: "/nix/store/b-app.drv", Failed: []string{"/nix/store/0c5w3dzs5lvhpnqjkqd4w8pkjcg0x0yc-lib-1.drv"}},
 			[]string{"its dependency lib-1 failed"}, nil},
 		{"foreign system that cannot run", BuildFailedError{Name: "x", DrvPath: "/nix/store/d-x.drv", System: other,
 			Errors: []string{"executing '/nix/store/e-busybox/bin/busybox': Exec format error"}},
