@@ -19,7 +19,6 @@ import (
 	"github.com/moby/buildkit/frontend/dockerui"
 	"github.com/moby/buildkit/frontend/gateway/client"
 	"github.com/moby/buildkit/frontend/subrequests/lint"
-	"github.com/moby/buildkit/frontend/subrequests/outline"
 	"github.com/moby/buildkit/frontend/subrequests/targets"
 	"github.com/nix-frontend/nix-frontend/frontend/nixfile"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
@@ -66,9 +65,7 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 	}
 
 	if res, ok, err := bc.HandleSubrequest(ctx, dockerui.RequestHandler{
-		Outline: func(ctx context.Context) (*outline.Outline, error) {
-			return dockerfile2llb.Dockerfile2Outline(ctx, cv.dockerfile, cv.placeholderOpt())
-		},
+		Outline: cv.outline,
 		ListTargets: func(ctx context.Context) (*targets.List, error) {
 			return dockerfile2llb.ListTargets(ctx, cv.dockerfile)
 		},

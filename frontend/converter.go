@@ -47,6 +47,15 @@ func newConverter(ctx context.Context, c client.Client, bc *dockerui.Client, src
 		cv.nixImage = DefaultNixImage
 	}
 	cv.nixConfig = args[ArgNixConfig]
+	// --build-context nix=docker-image://... names the Nix image like any
+	// other named context would.
+	if v, ok := c.BuildOpts().Opts["context:nix"]; ok {
+		ref, isImage := strings.CutPrefix(v, "docker-image://")
+		if !isImage {
+			return nil, fmt.Errorf("the build context nix=%s must be an image (docker-image://...): it selects the image Nix runs in", v)
+		}
+		cv.nixImage = ref
+	}
 	var err error
 	if cv.maxLayers, err = atoiDefault(args[ArgMaxLayers], 0); err != nil || cv.maxLayers < 0 {
 		return nil, fmt.Errorf("build argument %s=%q: want a number of layers", ArgMaxLayers, args[ArgMaxLayers])
