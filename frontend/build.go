@@ -9,10 +9,13 @@ package frontend
 import (
 	"context"
 	"errors"
+	"fmt"
+	"runtime/debug"
 	"maps"
 	"path"
 	"strconv"
 
+	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/frontend/dockerfile/dockerfile2llb"
 	"github.com/moby/buildkit/frontend/dockerfile/linter"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
@@ -45,6 +48,13 @@ const FrontendImageOpt = "nix-frontend-image"
 
 // Build is the gateway BuildFunc.
 func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
+	defer func() {
+		// A bug must surface as an error the user can report, not as a
+		// frontend that died with "exit code: 2".
+		if r := recover(); r != nil {
+			err = fmt.Errorf("nix-frontend internal error: %v; please report it with the Nixfile that caused it\n%s", r, debug.Stack())
+		}
+	}()
 	bc, err := dockerui.NewClient(c)
 	if err != nil {
 		return nil, err
@@ -55,7 +65,14 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 	}
 	defer func() { err = withSource(err, src.SourceMap) }()
 
-	nf, err := nixfile.Parse(path.Base(src.Filename), src.Data)
+	data, compat := src.Data, isNixExpression(src.Filename)
+	if compat {
+		// The generated Nixfile is what errors point at.
+		data = compatNixfile(src.Filename, bc.Target)
+		src.SourceMap = llb.NewSourceMap(nil, "Nixfile (generated for "+path.Base(src.Filename)+")", "Dockerfile", data)
+		bc.Target = ""
+	}
+	nf, err := nixfile.Parse(path.Base(src.Filename), data)
 	if err != nil {
 		return nil, parseError(err)
 	}
@@ -63,6 +80,7 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 	if err != nil {
 		return nil, err
 	}
+	cv.entrypointFromMeta = compat
 
 	if res, ok, err := bc.HandleSubrequest(ctx, dockerui.RequestHandler{
 		Outline: cv.outline,

@@ -36,6 +36,9 @@ type converter struct {
 	nixImage   string
 	nixConfig  string
 	maxLayers  int
+	// entrypointFromMeta sets the image's entrypoint to the installed
+	// package's program (compatibility mode).
+	entrypointFromMeta bool
 }
 
 func newConverter(ctx context.Context, c client.Client, bc *dockerui.Client, src *dockerui.Source, nf *nixfile.Nixfile) (*converter, error) {
@@ -251,7 +254,7 @@ func (cv *converter) nixStage(ctx context.Context, s *nixfile.Stage, target ocis
 	if err != nil {
 		return nixState{}, parser.WithLocation(fmt.Errorf("FROM %s: %v", s.BaseName, err), s.Location)
 	}
-	stage := nixbuild.Stage{Name: s.Name, System: system}
+	stage := nixbuild.Stage{Name: s.Name, System: system, EntrypointFromMeta: cv.entrypointFromMeta}
 	if stage.Name == "" {
 		stage.Name = "stage-" + strconv.Itoa(s.Index)
 	}

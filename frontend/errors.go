@@ -18,15 +18,12 @@ func withSource(err error, sm *llb.SourceMap) error {
 		return err
 	}
 	for _, l := range le.Locations {
-		s := &errdefs.Source{
-			Info: &pb.SourceInfo{
-				Data:       sm.Data,
-				Filename:   sm.Filename,
-				Language:   sm.Language,
-				Definition: sm.Definition.ToPB(),
-			},
-			Ranges: pbRanges(l),
+		info := &pb.SourceInfo{Data: sm.Data, Filename: sm.Filename, Language: sm.Language}
+		// A generated Nixfile (compatibility mode) has no definition.
+		if sm.Definition != nil {
+			info.Definition = sm.Definition.ToPB()
 		}
+		s := &errdefs.Source{Info: info, Ranges: pbRanges(l)}
 		err = errdefs.WithSource(err, s)
 	}
 	return err

@@ -21,6 +21,7 @@ import (
 	"github.com/nix-frontend/nix-frontend/llb/nixstep"
 	"github.com/nix-frontend/nix-frontend/llb/storelayers"
 	"github.com/nix-frontend/nix-frontend/nix/evaljobs"
+	"github.com/nix-frontend/nix-frontend/nix/nixlog"
 	"github.com/nix-frontend/nix-frontend/nix/steps"
 )
 
@@ -53,6 +54,10 @@ type Stage struct {
 	Scratch bool
 	// System is the Nix system of the stage's platform.
 	System string
+	// EntrypointFromMeta makes the first installable's program the image's
+	// entrypoint, found as `nix run` finds it: meta.mainProgram, else the
+	// package name without its version.
+	EntrypointFromMeta bool
 }
 
 // job is one build step: a derivation and the outputs to install.
@@ -101,6 +106,10 @@ func (b *Builder) Build(ctx context.Context, s Stage) (llb.State, *dockerspec.Do
 	if err != nil {
 		return llb.State{}, nil, err
 	}
+	var entrypoint []string
+	if s.EntrypointFromMeta && len(links) > 0 && len(results[0].Jobs) > 0 {
+		entrypoint = []string{path.Join(links[0].Root, "bin", mainProgram(results[0].Jobs[0]))}
+	}
 	for i, j := range jobs {
 		st, err := b.Nix.Run(fmt.Sprintf("[nix %d/%d] build %s", i+1, len(jobs), j.name), j.name,
 			steps.BuildRequest{Name: j.name, DrvPath: j.drvPath, System: j.system, Outputs: j.outputs,
@@ -131,7 +140,22 @@ func (b *Builder) Build(ctx context.Context, s Stage) (llb.State, *dockerspec.Do
 	if err := b.readJSON(ctx, exportSt, steps.ManifestFile, &manifest); err != nil {
 		return llb.State{}, nil, err
 	}
-	return b.image(s, exportSt, manifest, links)
+	st, img, err := b.image(s, exportSt, manifest, links)
+	if err == nil && entrypoint != nil {
+		img.Config.Entrypoint, img.Config.Cmd = entrypoint, nil
+	}
+	return st, img, err
+}
+
+// mainProgram is the program `nix run` would run for a package.
+func mainProgram(j evaljobs.Job) string {
+	var meta struct {
+		MainProgram string `json:"mainProgram"`
+	}
+	if len(j.Meta) > 0 && json.Unmarshal(j.Meta, &meta) == nil && meta.MainProgram != "" {
+		return meta.MainProgram
+	}
+	return nixlog.PName(j.Name)
 }
 
 // image merges one layer per store path (or group) and the link layer onto
@@ -180,7 +204,7 @@ func (b *Builder) checkCaps() error {
 func (b *Builder) evalRequests(s Stage) ([]evaljobs.Request, error) {
 	var reqs []evaljobs.Request
 	for _, in := range s.Installs {
-		r := evaljobs.Request{Impure: in.Impure, System: in.System}
+		r := evaljobs.Request{Impure: in.Impure, System: in.System, Meta: s.EntrypointFromMeta}
 		if r.System == "" {
 			r.System = s.System
 		}
