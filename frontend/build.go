@@ -10,9 +10,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime/debug"
 	"maps"
 	"path"
+	"runtime/debug"
 	"strconv"
 
 	"github.com/moby/buildkit/client/llb"
