@@ -114,6 +114,12 @@ func (e *Env) Run(name, label string, req steps.Request, inputs []Mount, opts ..
 		llb.AddMount("/nix", e.seed, llb.SourcePath("/nix"), llb.AsPersistentCacheDir(e.CacheID, llb.CacheMountShared)),
 		llb.AddMount("/root/.cache/nix", llb.Scratch(), llb.AsPersistentCacheDir(e.CacheID+"-home", llb.CacheMountShared)),
 		llb.AddMount(steps.HelperRoot, e.helper, llb.Readonly),
+		// Credentials for fetching, when the build was given them: BuildKit
+		// mounts secrets and the SSH agent only for the step's run, and
+		// they are not part of its cache key.
+		llb.AddSecret(steps.NetrcSecret, llb.SecretID("netrc"), llb.SecretOptional),
+		llb.AddSecret(steps.AccessTokensSecret, llb.SecretID("access-tokens"), llb.SecretOptional),
+		llb.AddSSHSocket(llb.SSHID("default"), llb.SSHSocketTarget(steps.SSHAgentSocket), llb.SSHOptional),
 		llb.WithCustomName(name),
 	}
 	for _, m := range inputs {

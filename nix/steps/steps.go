@@ -206,12 +206,53 @@ func importDrvs(ctx context.Context, files []string, stderr io.Writer) error {
 // ErrNoNix is returned when the Nix image has no Nix on its PATH.
 var ErrNoNix = fmt.Errorf("the Nix image has no nix-store and nix on its PATH: set the NIX_IMAGE build argument to an image with Nix 2.8 or later, such as nixos/nix")
 
-// requireNix checks that the Nix image has the commands the steps run.
+// requireNix checks that the Nix image has the commands the steps run, and
+// sets up the credentials the build gave.
 func requireNix() error {
+	if err := useCredentials(); err != nil {
+		return err
+	}
 	for _, c := range []string{"nix", "nix-store"} {
 		if _, err := exec.LookPath(c); err != nil {
 			return ErrNoNix
 		}
+	}
+	return nil
+}
+
+// Where build steps find the credentials the build was given.
+const (
+	// NetrcSecret is `--secret id=netrc`: a netrc file for HTTP fetches
+	// and binary caches.
+	NetrcSecret = "/run/secrets/nix-frontend/netrc"
+	// AccessTokensSecret is `--secret id=access-tokens`: Nix's
+	// access-tokens setting ("github.com=ghp_..." entries), for flake
+	// inputs on private forges.
+	AccessTokensSecret = "/run/secrets/nix-frontend/access-tokens"
+	// SSHAgentSocket is `--ssh default`, for git+ssh flake inputs.
+	SSHAgentSocket = "/run/nix-frontend/ssh-agent.sock"
+)
+
+// useCredentials hands the credentials mounted into this step to the Nix
+// processes it starts, through their environment only.
+func useCredentials() error {
+	var extra []string
+	if _, err := os.Stat(NetrcSecret); err == nil {
+		extra = append(extra, "netrc-file = "+NetrcSecret)
+	}
+	if dt, err := os.ReadFile(AccessTokensSecret); err == nil {
+		tokens := strings.Join(strings.Fields(string(dt)), " ")
+		if tokens != "" {
+			extra = append(extra, "access-tokens = "+tokens)
+		}
+	}
+	if len(extra) > 0 {
+		if err := os.Setenv("NIX_CONFIG", os.Getenv("NIX_CONFIG")+"\n"+strings.Join(extra, "\n")); err != nil {
+			return err
+		}
+	}
+	if _, err := os.Stat(SSHAgentSocket); err == nil {
+		return os.Setenv("SSH_AUTH_SOCK", SSHAgentSocket)
 	}
 	return nil
 }
