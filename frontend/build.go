@@ -105,6 +105,9 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := cv.attachSBOMs(ctx, rb); err != nil {
+		return nil, err
+	}
 	return rb.Finalize()
 }
 

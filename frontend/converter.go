@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/containerd/platforms"
 	"github.com/distribution/reference"
@@ -39,6 +40,9 @@ type converter struct {
 	// entrypointFromMeta sets the image's entrypoint to the installed
 	// package's program (compatibility mode).
 	entrypointFromMeta bool
+
+	mu       sync.Mutex
+	closures map[string][]*nixbuild.Result // by platform, for the SBOM
 }
 
 func newConverter(ctx context.Context, c client.Client, bc *dockerui.Client, src *dockerui.Source, nf *nixfile.Nixfile) (*converter, error) {
@@ -287,11 +291,12 @@ func (cv *converter) nixStage(ctx context.Context, s *nixfile.Stage, target ocis
 		CacheImports: cv.bc.CacheImports,
 		MaxLayers:    cv.maxLayers,
 	}
-	st, outImg, err := b.Build(ctx, stage)
+	res, err := b.Build(ctx, stage)
 	if err != nil {
 		return nixState{}, err
 	}
-	return nixState{State: st, Image: outImg}, nil
+	cv.recordClosure(target, res)
+	return nixState{State: res.State, Image: res.Image}, nil
 }
 
 // base resolves a stage's FROM: scratch, an earlier stage (built by the

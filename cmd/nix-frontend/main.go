@@ -29,6 +29,7 @@ func main() {
 		fmt.Printf("nix-frontend %s (commit %s)\n", version, commit)
 		return
 	}
+	frontend.Version = version
 	if flag.NArg() > 0 {
 		os.Exit(runHelper(appcontext.Context(), flag.Args()))
 	}

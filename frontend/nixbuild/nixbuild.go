@@ -71,15 +71,40 @@ type job struct {
 	state   llb.State
 }
 
+// Result is a stage with its INSTALL lines applied.
+type Result struct {
+	State llb.State
+	Image *dockerspec.DockerOCIImage
+	// Paths is the installed closure; Installed what the INSTALL lines
+	// named, with their metadata.
+	Paths     []steps.PathInfo
+	Installed []Installed
+}
+
+// Installed is a package an INSTALL line named.
+type Installed struct {
+	DrvPath string
+	Outputs []string
+	Meta    json.RawMessage
+}
+
 // Build returns the stage's base with the installed closure merged on top,
 // and the image config that goes with it.
-func (b *Builder) Build(ctx context.Context, s Stage) (llb.State, *dockerspec.DockerOCIImage, error) {
+func (b *Builder) Build(ctx context.Context, s Stage) (*Result, error) {
+	st, img, paths, installed, err := b.build(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{State: st, Image: img, Paths: paths, Installed: installed}, nil
+}
+
+func (b *Builder) build(ctx context.Context, s Stage) (llb.State, *dockerspec.DockerOCIImage, []steps.PathInfo, []Installed, error) {
 	if err := b.checkCaps(); err != nil {
-		return llb.State{}, nil, err
+		return llb.State{}, nil, nil, nil, err
 	}
 	reqs, err := b.evalRequests(s)
 	if err != nil {
-		return llb.State{}, nil, err
+		return llb.State{}, nil, nil, nil, err
 	}
 	var words []string
 	var allLocs []parser.Range
@@ -92,19 +117,19 @@ func (b *Builder) Build(ctx context.Context, s Stage) (llb.State, *dockerspec.Do
 		[]nixstep.Mount{{Target: steps.SrcDir, State: b.Context, Path: "/"}},
 		b.location(allLocs))
 	if err != nil {
-		return llb.State{}, nil, err
+		return llb.State{}, nil, nil, nil, err
 	}
 	var results []steps.EvalResult
 	if err := b.readJSON(ctx, evalSt, steps.JobsFile, &results); err != nil {
-		return llb.State{}, nil, err
+		return llb.State{}, nil, nil, nil, err
 	}
 	if len(results) != len(s.Installs) {
-		return llb.State{}, nil, fmt.Errorf("evaluation returned %d results for %d INSTALL lines", len(results), len(s.Installs))
+		return llb.State{}, nil, nil, nil, fmt.Errorf("evaluation returned %d results for %d INSTALL lines", len(results), len(s.Installs))
 	}
 
 	jobs, links, err := b.jobs(s, reqs, results)
 	if err != nil {
-		return llb.State{}, nil, err
+		return llb.State{}, nil, nil, nil, err
 	}
 	var entrypoint []string
 	if s.EntrypointFromMeta && len(links) > 0 && len(results[0].Jobs) > 0 {
@@ -117,7 +142,7 @@ func (b *Builder) Build(ctx context.Context, s Stage) (llb.State, *dockerspec.Do
 			[]nixstep.Mount{{Target: steps.InDir, State: evalSt, Path: "/" + steps.DrvDir + "/" + steps.DrvKey(j.drvPath)}},
 			b.location(j.locs))
 		if err != nil {
-			return llb.State{}, nil, err
+			return llb.State{}, nil, nil, nil, err
 		}
 		jobs[i].state = st
 	}
@@ -134,17 +159,30 @@ func (b *Builder) Build(ctx context.Context, s Stage) (llb.State, *dockerspec.Do
 	}
 	exportSt, err := b.Nix.Run(fmt.Sprintf("[nix %s] export closure", s.Name), s.Name, exportReq, mounts, b.location(allLocs))
 	if err != nil {
-		return llb.State{}, nil, err
+		return llb.State{}, nil, nil, nil, err
 	}
 	var manifest steps.Manifest
 	if err := b.readJSON(ctx, exportSt, steps.ManifestFile, &manifest); err != nil {
-		return llb.State{}, nil, err
+		return llb.State{}, nil, nil, nil, err
 	}
 	st, img, err := b.image(s, exportSt, manifest, links)
-	if err == nil && entrypoint != nil {
+	if err != nil {
+		return llb.State{}, nil, nil, nil, err
+	}
+	if entrypoint != nil {
 		img.Config.Entrypoint, img.Config.Cmd = entrypoint, nil
 	}
-	return st, img, err
+	var installed []Installed
+	for _, res := range results {
+		for _, j := range res.Jobs {
+			in := Installed{DrvPath: j.DrvPath, Meta: j.Meta}
+			for _, o := range sortedKeys(j.Outputs) {
+				in.Outputs = append(in.Outputs, j.Outputs[o])
+			}
+			installed = append(installed, in)
+		}
+	}
+	return st, img, manifest.Paths, installed, nil
 }
 
 // mainProgram is the program `nix run` would run for a package.
@@ -204,7 +242,8 @@ func (b *Builder) checkCaps() error {
 func (b *Builder) evalRequests(s Stage) ([]evaljobs.Request, error) {
 	var reqs []evaljobs.Request
 	for _, in := range s.Installs {
-		r := evaljobs.Request{Impure: in.Impure, System: in.System, Meta: s.EntrypointFromMeta}
+		// Meta gives the SBOM its licenses and the entrypoint its program.
+		r := evaljobs.Request{Impure: in.Impure, System: in.System, Meta: true}
 		if r.System == "" {
 			r.System = s.System
 		}

@@ -199,3 +199,49 @@ func (e *Env) RegistryBytes(t testing.TB) int64 {
 	}
 	return n
 }
+
+// Attestations returns the in-toto statements attached to a pushed index,
+// by predicate type, for the image of the given platform ("linux/amd64").
+func (e *Env) Attestations(t testing.TB, ref, platform string) map[string][]byte {
+	t.Helper()
+	repo, tag, err := splitRef(e.Registry, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dt, _, err := registryGet(e.Registry, repo, "manifests", tag, manifestAccept)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idx ocispecs.Index
+	if err := json.Unmarshal(dt, &idx); err != nil {
+		t.Fatal(err)
+	}
+	var subject digest.Digest
+	for _, d := range idx.Manifests {
+		if d.Platform != nil && d.Platform.OS+"/"+d.Platform.Architecture == platform {
+			subject = d.Digest
+		}
+	}
+	out := map[string][]byte{}
+	for _, d := range idx.Manifests {
+		if d.Annotations["vnd.docker.reference.type"] != "attestation-manifest" || d.Annotations["vnd.docker.reference.digest"] != subject.String() {
+			continue
+		}
+		mdt, _, err := registryGet(e.Registry, repo, "manifests", d.Digest.String(), manifestAccept)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m ocispecs.Manifest
+		if err := json.Unmarshal(mdt, &m); err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range m.Layers {
+			b, _, err := registryGet(e.Registry, repo, "blobs", l.Digest.String(), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[l.Annotations["in-toto.io/predicate-type"]] = b
+		}
+	}
+	return out
+}

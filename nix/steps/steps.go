@@ -55,6 +55,8 @@ type PathInfo struct {
 	NarHash    string   `json:"narHash"`
 	NarSize    int64    `json:"narSize"`
 	References []string `json:"references,omitempty"`
+	// Deriver is the derivation that built the path, for the SBOM.
+	Deriver string `json:"deriver,omitempty"`
 }
 
 // Name is the store path without /nix/store/ and the hash: "hello-2.12".
