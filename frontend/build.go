@@ -36,6 +36,9 @@ const (
 	ArgNixConfig = "NIX_CONFIG"
 	// ArgMaxLayers is the image's layer budget, base layers included.
 	ArgMaxLayers = "NIX_MAX_LAYERS"
+	// ArgNixPushCache is a Nix binary cache each stage's closure is
+	// uploaded to (opt-in).
+	ArgNixPushCache = "NIX_PUSH_CACHE"
 )
 
 // DefaultNixImage is the Nix image used when NIX_IMAGE is not set.

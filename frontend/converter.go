@@ -290,6 +290,7 @@ func (cv *converter) nixStage(ctx context.Context, s *nixfile.Stage, target ocis
 		SourceMap:    cv.src.SourceMap,
 		CacheImports: cv.bc.CacheImports,
 		MaxLayers:    cv.maxLayers,
+		PushCache:    cv.bc.BuildArgs[ArgNixPushCache],
 	}
 	res, err := b.Build(ctx, stage)
 	if err != nil {

@@ -57,7 +57,9 @@ in {
 	env.AddBusybox(t, dir)
 	netrc := filepath.Join(t.TempDir(), "netrc")
 	harness.WriteFile(t, netrc, "machine 127.0.0.1 login nf password "+password+"\n")
-	url := func(name string) string { return fmt.Sprintf("http://%s/%s-%d", ln.Addr(), name, time.Now().UnixNano()) }
+	url := func(name string) string {
+		return fmt.Sprintf("http://%s/%s-%d", ln.Addr(), name, time.Now().UnixNano())
+	}
 
 	for _, via := range []harness.Via{harness.Buildx, harness.Buildctl} {
 		t.Run(string(via), func(t *testing.T) {

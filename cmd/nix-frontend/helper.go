@@ -30,6 +30,13 @@ var helpers = map[string]struct {
 		}
 		return steps.Build(ctx, req, os.Stderr)
 	}},
+	"push": {"sign and upload a closure to a Nix binary cache", func(ctx context.Context, arg []byte) error {
+		var req steps.PushRequest
+		if err := json.Unmarshal(arg, &req); err != nil {
+			return err
+		}
+		return steps.Push(ctx, req, os.Stderr)
+	}},
 	"export": {"copy a closure out of the store and write the link tree", func(ctx context.Context, arg []byte) error {
 		var req steps.ExportRequest
 		if err := json.Unmarshal(arg, &req); err != nil {
@@ -55,7 +62,7 @@ func runHelper(ctx context.Context, args []string) int {
 
 func helperUsage() string {
 	s := ""
-	for _, name := range []string{"eval", "build", "export"} {
+	for _, name := range []string{"eval", "build", "export", "push"} {
 		s += fmt.Sprintf("  %-8s %s\n", name, helpers[name].help)
 	}
 	return s

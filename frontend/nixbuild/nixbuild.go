@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"path"
 	"sort"
 	"strings"
@@ -36,6 +37,9 @@ type Builder struct {
 	CacheImports []client.CacheOptionsEntry
 	// MaxLayers is the image's layer budget, base layers included.
 	MaxLayers int
+	// PushCache is a Nix binary cache to upload each stage's closure to
+	// (NIX_PUSH_CACHE), "" for none.
+	PushCache string
 }
 
 // Stage is what a stage's INSTALL lines need.
@@ -165,6 +169,18 @@ func (b *Builder) build(ctx context.Context, s Stage) (llb.State, *dockerspec.Do
 	if err := b.readJSON(ctx, exportSt, steps.ManifestFile, &manifest); err != nil {
 		return llb.State{}, nil, nil, nil, err
 	}
+	if b.PushCache != "" {
+		pushSt, err := b.Nix.Run(fmt.Sprintf("[nix %s] push closure to %s", s.Name, redactURL(b.PushCache)), s.Name,
+			steps.PushRequest{URL: b.PushCache, Results: exportReq.Results, DrvClosures: exportReq.DrvClosures, Out: steps.OutDir},
+			mounts, b.location(allLocs))
+		if err != nil {
+			return llb.State{}, nil, nil, nil, err
+		}
+		var pushed map[string]any
+		if err := b.readJSON(ctx, pushSt, steps.PushedFile, &pushed); err != nil {
+			return llb.State{}, nil, nil, nil, err
+		}
+	}
 	st, img, err := b.image(s, exportSt, manifest, links)
 	if err != nil {
 		return llb.State{}, nil, nil, nil, err
@@ -183,6 +199,16 @@ func (b *Builder) build(ctx context.Context, s Stage) (llb.State, *dockerspec.Do
 		}
 	}
 	return st, img, manifest.Paths, installed, nil
+}
+
+// redactURL drops a password from a URL shown in progress lines.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	u.User = url.User(u.User.Username())
+	return u.String()
 }
 
 // mainProgram is the program `nix run` would run for a package.

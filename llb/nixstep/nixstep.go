@@ -119,6 +119,8 @@ func (e *Env) Run(name, label string, req steps.Request, inputs []Mount, opts ..
 		// they are not part of its cache key.
 		llb.AddSecret(steps.NetrcSecret, llb.SecretID("netrc"), llb.SecretOptional),
 		llb.AddSecret(steps.AccessTokensSecret, llb.SecretID("access-tokens"), llb.SecretOptional),
+		llb.AddSecret(steps.SigningKeySecret, llb.SecretID("nix-signing-key"), llb.SecretOptional),
+		llb.AddSecret("/root/.aws/credentials", llb.SecretID("aws"), llb.SecretOptional),
 		llb.AddSSHSocket(llb.SSHID("default"), llb.SSHSocketTarget(steps.SSHAgentSocket), llb.SSHOptional),
 		llb.WithCustomName(name),
 	}

@@ -61,37 +61,9 @@ func Export(ctx context.Context, req ExportRequest, stderr io.Writer) error {
 	if err := requireNix(); err != nil {
 		return err
 	}
-	var results []BuildResult
-	byPath := map[string]PathInfo{}
-	for _, f := range req.Results {
-		var r BuildResult
-		if err := ReadJSON(f, &r); err != nil {
-			return err
-		}
-		results = append(results, r)
-		for _, p := range r.Closure {
-			byPath[p.Path] = p
-		}
-	}
-	paths := make([]string, 0, len(byPath))
-	for p := range byPath {
-		paths = append(paths, p)
-	}
-	sort.Strings(paths)
-
-	if missing := missingPaths(paths); len(missing) > 0 {
-		fmt.Fprintf(stderr, "nix-frontend: the /nix cache lacks %d of %d store paths (pruned, or a new runner); realising them again\n", len(missing), len(paths))
-		if err := importDrvs(ctx, req.DrvClosures, stderr); err != nil {
-			return err
-		}
-		for _, r := range results {
-			if err := Build(ctx, BuildRequest{Name: StorePathName(r.DrvPath), DrvPath: r.DrvPath, System: r.System, Outputs: r.Outputs, Out: filepath.Join(os.TempDir(), "rebuild")}, stderr); err != nil {
-				return err
-			}
-		}
-		if missing := missingPaths(paths); len(missing) > 0 {
-			return fmt.Errorf("store paths still missing after realising the builds again: %v", missing)
-		}
+	byPath, paths, err := realisedClosure(ctx, req.Results, req.DrvClosures, stderr)
+	if err != nil {
+		return err
 	}
 
 	store := filepath.Join(req.Out, StoreDir)
@@ -143,4 +115,45 @@ func Export(ctx context.Context, req ExportRequest, stderr io.Writer) error {
 		m.Links = true
 	}
 	return writeJSON(filepath.Join(req.Out, ManifestFile), m)
+}
+
+// realisedClosure reads the build steps' results and makes sure the store
+// has every path of their closures: a build step may have come from
+// BuildKit's cache while the /nix cache mount was emptied (a new runner, a
+// prune), and then the derivations are imported from the evaluation's
+// exports and realised again. It returns the closure by path, and sorted.
+func realisedClosure(ctx context.Context, resultFiles, drvClosures []string, stderr io.Writer) (map[string]PathInfo, []string, error) {
+	var results []BuildResult
+	byPath := map[string]PathInfo{}
+	for _, f := range resultFiles {
+		var r BuildResult
+		if err := ReadJSON(f, &r); err != nil {
+			return nil, nil, err
+		}
+		results = append(results, r)
+		for _, p := range r.Closure {
+			byPath[p.Path] = p
+		}
+	}
+	paths := make([]string, 0, len(byPath))
+	for p := range byPath {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+
+	if missing := missingPaths(paths); len(missing) > 0 {
+		fmt.Fprintf(stderr, "nix-frontend: the /nix cache lacks %d of %d store paths (pruned, or a new runner); realising them again\n", len(missing), len(paths))
+		if err := importDrvs(ctx, drvClosures, stderr); err != nil {
+			return nil, nil, err
+		}
+		for _, r := range results {
+			if err := Build(ctx, BuildRequest{Name: StorePathName(r.DrvPath), DrvPath: r.DrvPath, System: r.System, Outputs: r.Outputs, Out: filepath.Join(os.TempDir(), "rebuild")}, stderr); err != nil {
+				return nil, nil, err
+			}
+		}
+		if missing := missingPaths(paths); len(missing) > 0 {
+			return nil, nil, fmt.Errorf("store paths still missing after realising the builds again: %v", missing)
+		}
+	}
+	return byPath, paths, nil
 }
