@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io/fs"
+	"github.com/nix-frontend/nix-frontend/nix/internal/nixtest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,42 +14,6 @@ import (
 	"time"
 )
 
-// requireNix returns the nix binary, or skips the test when there is none.
-// With NIX_FRONTEND_REQUIRE_NIX set (CI) a missing nix fails the test, so
-// the real tests can never pass by silently not running.
-func requireNix(t *testing.T) string {
-	t.Helper()
-	nix, err := exec.LookPath("nix")
-	if err != nil {
-		if os.Getenv("NIX_FRONTEND_REQUIRE_NIX") != "" {
-			t.Fatalf("NIX_FRONTEND_REQUIRE_NIX is set but nix is not on PATH: %v", err)
-		}
-		t.Skip("nix is not on PATH (set NIX_FRONTEND_REQUIRE_NIX to make this a failure)")
-	}
-	return nix
-}
-
-// copyBusybox puts a static busybox at dir/bb/bin/busybox: the builder of
-// the test derivations, since there is no nixpkgs offline.
-func copyBusybox(t *testing.T, dir string) {
-	t.Helper()
-	src, err := exec.LookPath("busybox")
-	if err != nil {
-		src = "/bin/busybox"
-	}
-	data, err := os.ReadFile(src)
-	if err != nil {
-		if os.Getenv("NIX_FRONTEND_REQUIRE_NIX") != "" {
-			t.Fatalf("static busybox needed for test builds: %v", err)
-		}
-		t.Skipf("static busybox needed for test builds: %v", err)
-	}
-	writeFile(t, filepath.Join(dir, "bb", "bin", "busybox"), string(data))
-	if err := os.Chmod(filepath.Join(dir, "bb", "bin", "busybox"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func writeFile(t *testing.T, name, content string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
@@ -58,25 +22,6 @@ func writeFile(t *testing.T, name, content string) {
 	if err := os.WriteFile(name, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// nixEnv is an environment for a private, offline Nix store under root.
-func nixEnv(root string) []string {
-	env := []string{}
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "NIX_") {
-			env = append(env, kv)
-		}
-	}
-	return append(env,
-		"NIX_STORE_DIR="+filepath.Join(root, "store"),
-		"NIX_STATE_DIR="+filepath.Join(root, "state"),
-		"NIX_LOG_DIR="+filepath.Join(root, "state", "log"),
-		"NIX_CONF_DIR="+filepath.Join(root, "etc"),
-		"XDG_CACHE_HOME="+filepath.Join(root, "cache"),
-		"HOME="+root,
-		"NIX_CONFIG=sandbox = false\nbuild-users-group =\nsubstituters =\n",
-	)
 }
 
 func nixOut(t *testing.T, nix string, env []string, args ...string) string {
@@ -139,12 +84,12 @@ const flakeNix = `{
 `
 
 func setupFlake(t *testing.T) (nix, dir string, env []string) {
-	nix = requireNix(t)
-	root := storeTempDir(t)
+	nix = nixtest.RequireNix(t)
+	root := nixtest.StoreTempDir(t)
 	dir = filepath.Join(root, "src")
-	copyBusybox(t, dir)
+	nixtest.Busybox(t, dir)
 	writeFile(t, filepath.Join(dir, "flake.nix"), flakeNix)
-	return nix, dir, nixEnv(root)
+	return nix, dir, nixtest.Env(root, "state", "")
 }
 
 func TestEvaluateFlake(t *testing.T) {
@@ -282,13 +227,13 @@ in {
 `
 
 func TestEvaluateFile(t *testing.T) {
-	nix := requireNix(t)
-	root := storeTempDir(t)
+	nix := nixtest.RequireNix(t)
+	root := nixtest.StoreTempDir(t)
 	src := filepath.Join(root, "src")
-	copyBusybox(t, src)
+	nixtest.Busybox(t, src)
 	file := filepath.Join(src, "default.nix")
 	writeFile(t, file, fileNix)
-	env := nixEnv(root)
+	env := nixtest.Env(root, "state", "")
 	// Reaches the .drv unchanged only if it is quoted right.
 	const note = "a \"quoted\" ${not.interpolated} $HOME \\ back\nslash"
 
@@ -429,20 +374,4 @@ func TestEvaluateErrorClassification(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Evaluate did not return after cancellation")
 	}
-}
-
-// storeTempDir is t.TempDir for a Nix store: Nix makes store paths read-only,
-// which would stop the test's cleanup when it does not run as root.
-func storeTempDir(t *testing.T) string {
-	t.Helper()
-	root := t.TempDir()
-	t.Cleanup(func() {
-		filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if err == nil && d.IsDir() {
-				os.Chmod(p, 0o755)
-			}
-			return nil
-		})
-	})
-	return root
 }

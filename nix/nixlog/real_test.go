@@ -2,7 +2,7 @@ package nixlog
 
 import (
 	"bytes"
-	"io/fs"
+	"github.com/nix-frontend/nix-frontend/nix/internal/nixtest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,68 +10,6 @@ import (
 	"strings"
 	"testing"
 )
-
-// requireNix returns the nix binary, or skips the test when there is none.
-// With NIX_FRONTEND_REQUIRE_NIX set (CI) a missing nix fails the test, so
-// the real tests can never pass by silently not running.
-func requireNix(t *testing.T) string {
-	t.Helper()
-	nix, err := exec.LookPath("nix")
-	if err != nil {
-		if os.Getenv("NIX_FRONTEND_REQUIRE_NIX") != "" {
-			t.Fatalf("NIX_FRONTEND_REQUIRE_NIX is set but nix is not on PATH: %v", err)
-		}
-		t.Skip("nix is not on PATH (set NIX_FRONTEND_REQUIRE_NIX to make this a failure)")
-	}
-	return nix
-}
-
-// requireBusybox returns a directory holding bin/busybox, a static shell the
-// test derivations use as their builder, since there is no nixpkgs offline.
-func requireBusybox(t *testing.T, dir string) string {
-	t.Helper()
-	src, err := exec.LookPath("busybox")
-	if err != nil {
-		src = "/bin/busybox"
-	}
-	data, err := os.ReadFile(src)
-	if err != nil {
-		if os.Getenv("NIX_FRONTEND_REQUIRE_NIX") != "" {
-			t.Fatalf("static busybox needed for test builds: %v", err)
-		}
-		t.Skipf("static busybox needed for test builds: %v", err)
-	}
-	bb := filepath.Join(dir, "bb")
-	if err := os.MkdirAll(filepath.Join(bb, "bin"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(bb, "bin", "busybox"), data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return bb
-}
-
-// nixEnv is an environment for a private, offline Nix store under root:
-// the store lives in root/store (so paths differ from /nix/store), nothing
-// is substituted, builds run without a sandbox or build users.
-func nixEnv(root, state string) []string {
-	env := []string{}
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "NIX_") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env,
-		"NIX_STORE_DIR="+filepath.Join(root, "store"),
-		"NIX_STATE_DIR="+filepath.Join(root, state),
-		"NIX_LOG_DIR="+filepath.Join(root, state, "log"),
-		"NIX_CONF_DIR="+filepath.Join(root, "etc"),
-		"XDG_CACHE_HOME="+filepath.Join(root, "cache"),
-		"HOME="+root,
-		"NIX_CONFIG=sandbox = false\nbuild-users-group =\nsubstituters =\nexperimental-features = nix-command flakes\n",
-	)
-}
 
 const buildsNix = `
 let
@@ -100,13 +38,13 @@ in {
 // TestRealNixBuild runs a real `nix build` of two busybox derivations, one
 // of which fails, and decodes what Nix writes on stderr.
 func TestRealNixBuild(t *testing.T) {
-	nix := requireNix(t)
-	root := storeTempDir(t)
-	requireBusybox(t, root)
+	nix := nixtest.RequireNix(t)
+	root := nixtest.StoreTempDir(t)
+	nixtest.Busybox(t, root)
 	if err := os.WriteFile(filepath.Join(root, "builds.nix"), []byte(buildsNix), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	env := nixEnv(root, "state")
+	env := nixtest.Env(root, "state", "experimental-features = nix-command flakes\n")
 
 	var out bytes.Buffer
 	dec := NewDecoder(&out)
@@ -172,7 +110,7 @@ func TestRealNixBuild(t *testing.T) {
 	dec = NewDecoder(&out)
 	cmd = exec.Command(nix, "build", "--no-link", "-L", "--log-format", "internal-json",
 		"--option", "substituters", cache, "--option", "require-sigs", "false", okOut)
-	cmd.Env = nixEnv(root, "state2")
+	cmd.Env = nixtest.Env(root, "state2", "experimental-features = nix-command flakes\n")
 	cmd.Stderr = dec
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("substituting build: %v\n%s", err, out.String())
@@ -205,20 +143,4 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
-}
-
-// storeTempDir is t.TempDir for a Nix store: Nix makes store paths read-only,
-// which would stop the test's cleanup when it does not run as root.
-func storeTempDir(t *testing.T) string {
-	t.Helper()
-	root := t.TempDir()
-	t.Cleanup(func() {
-		filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if err == nil && d.IsDir() {
-				os.Chmod(p, 0o755)
-			}
-			return nil
-		})
-	})
-	return root
 }
