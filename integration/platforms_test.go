@@ -1,15 +1,13 @@
 package integration
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"debug/elf"
-	"io"
 	"strings"
 	"testing"
 
 	"github.com/nix-frontend/nix-frontend/integration/harness"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // multiNix builds the same program for whichever system it is evaluated
@@ -81,33 +79,20 @@ func TestMultiPlatform(t *testing.T) {
 // returns the machine its ELF header names.
 func busyboxMachine(t *testing.T, env *harness.Env, img *harness.Image) elf.Machine {
 	t.Helper()
-	for _, l := range img.Manifest.Layers {
-		gz, err := gzip.NewReader(bytes.NewReader(env.Blob(t, img, l.Digest)))
+	var machine elf.Machine
+	env.EachLayerFile(t, img, func(_ ocispecs.Descriptor, f harness.LayerFile) bool {
+		if !strings.HasSuffix(f.Header.Name, "-busybox/bin/busybox") || f.Data == nil {
+			return true
+		}
+		ef, err := elf.NewFile(bytes.NewReader(f.Data))
 		if err != nil {
 			t.Fatal(err)
 		}
-		tr := tar.NewReader(gz)
-		for {
-			h, err := tr.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if strings.HasSuffix(h.Name, "-busybox/bin/busybox") && h.Typeflag == tar.TypeReg {
-				dt, err := io.ReadAll(tr)
-				if err != nil {
-					t.Fatal(err)
-				}
-				f, err := elf.NewFile(bytes.NewReader(dt))
-				if err != nil {
-					t.Fatal(err)
-				}
-				return f.Machine
-			}
-		}
+		machine = ef.Machine
+		return false
+	})
+	if machine == 0 {
+		t.Fatalf("no busybox in %s", img.Digest)
 	}
-	t.Fatalf("no busybox in %s", img.Digest)
-	return 0
+	return machine
 }

@@ -4,46 +4,38 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/nix-frontend/nix-frontend/nix/steps"
 )
 
-// helpers are the commands build steps run. Each reads its request as JSON
-// (see package steps) from $NIX_FRONTEND_REQUEST; the argument after the
-// command is a label for people reading the process list or an error.
-var helpers = map[string]struct {
+// helper is a command build steps run. Each reads its request as JSON (see
+// package steps) from $NIX_FRONTEND_REQUEST; the argument after the command
+// is a label for people reading the process list or an error.
+type helper struct {
 	help string
-	run  func(ctx context.Context, arg []byte) error
-}{
-	"eval": {"evaluate INSTALL lines to derivations", func(ctx context.Context, arg []byte) error {
-		var req steps.EvalRequest
-		if err := json.Unmarshal(arg, &req); err != nil {
-			return err
+	run  func(ctx context.Context, req []byte) error
+}
+
+// step adapts a step function to its JSON request.
+func step[R steps.Request](fn func(context.Context, R, io.Writer) error) func(context.Context, []byte) error {
+	return func(ctx context.Context, dt []byte) error {
+		var req R
+		if err := json.Unmarshal(dt, &req); err != nil {
+			return fmt.Errorf("reading the %s request: %w", req.Command(), err)
 		}
-		return steps.Eval(ctx, req, os.Stderr)
-	}},
-	"build": {"build one derivation in the shared store", func(ctx context.Context, arg []byte) error {
-		var req steps.BuildRequest
-		if err := json.Unmarshal(arg, &req); err != nil {
-			return err
-		}
-		return steps.Build(ctx, req, os.Stderr)
-	}},
-	"push": {"sign and upload a closure to a Nix binary cache", func(ctx context.Context, arg []byte) error {
-		var req steps.PushRequest
-		if err := json.Unmarshal(arg, &req); err != nil {
-			return err
-		}
-		return steps.Push(ctx, req, os.Stderr)
-	}},
-	"export": {"copy a closure out of the store and write the link tree", func(ctx context.Context, arg []byte) error {
-		var req steps.ExportRequest
-		if err := json.Unmarshal(arg, &req); err != nil {
-			return err
-		}
-		return steps.Export(ctx, req, os.Stderr)
-	}},
+		return fn(ctx, req, os.Stderr)
+	}
+}
+
+var helperOrder = []string{"eval", "build", "export", "push"}
+
+var helpers = map[string]helper{
+	"eval":   {"evaluate INSTALL lines to derivations", step(steps.Eval)},
+	"build":  {"build one derivation in the shared store", step(steps.Build)},
+	"export": {"copy a closure out of the store and write the link tree", step(steps.Export)},
+	"push":   {"sign and upload a closure to a Nix binary cache", step(steps.Push)},
 }
 
 func runHelper(ctx context.Context, args []string) int {
@@ -62,7 +54,7 @@ func runHelper(ctx context.Context, args []string) int {
 
 func helperUsage() string {
 	s := ""
-	for _, name := range []string{"eval", "build", "export", "push"} {
+	for _, name := range helperOrder {
 		s += fmt.Sprintf("  %-8s %s\n", name, helpers[name].help)
 	}
 	return s

@@ -1,6 +1,9 @@
 package harness
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -244,4 +247,41 @@ func (e *Env) Attestations(t testing.TB, ref, platform string) map[string][]byte
 		}
 	}
 	return out
+}
+
+// LayerFile is a regular file or symlink of a layer.
+type LayerFile struct {
+	Header *tar.Header
+	Data   []byte // regular files only
+}
+
+// EachLayerFile calls fn for every entry of an image's layers (gzip), in
+// order, until fn returns false.
+func (e *Env) EachLayerFile(t testing.TB, img *Image, fn func(layer ocispecs.Descriptor, f LayerFile) bool) {
+	t.Helper()
+	for _, l := range img.Manifest.Layers {
+		gz, err := gzip.NewReader(bytes.NewReader(e.Blob(t, img, l.Digest)))
+		if err != nil {
+			t.Fatalf("layer %s: %v", l.Digest, err)
+		}
+		tr := tar.NewReader(gz)
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("layer %s: %v", l.Digest, err)
+			}
+			f := LayerFile{Header: h}
+			if h.Typeflag == tar.TypeReg {
+				if f.Data, err = io.ReadAll(tr); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !fn(l, f) {
+				return
+			}
+		}
+	}
 }
