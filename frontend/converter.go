@@ -43,6 +43,7 @@ type converter struct {
 
 	mu       sync.Mutex
 	closures map[string][]*nixbuild.Result // by platform, for the SBOM
+	checked  map[int]bool                  // stages checkPrograms looked at
 }
 
 func newConverter(ctx context.Context, c client.Client, bc *dockerui.Client, src *dockerui.Source, nf *nixfile.Nixfile) (*converter, error) {
@@ -297,6 +298,9 @@ func (cv *converter) nixStage(ctx context.Context, s *nixfile.Stage, target ocis
 		return nixState{}, err
 	}
 	cv.recordClosure(target, res)
+	if err := cv.checkPrograms(ctx, s, stage.Scratch, res); err != nil {
+		return nixState{}, err
+	}
 	return nixState{State: res.State, Image: res.Image}, nil
 }
 

@@ -76,6 +76,19 @@ func TestWarningsAndTargets(t *testing.T) {
 			t.Errorf("a failed check pushed %s", ref)
 		}
 	})
+	t.Run("unknown program", func(t *testing.T) {
+		harness.WriteFile(t, filepath.Join(dir, "Nixfile"), env.WithSyntax(
+			"FROM scratch\nINSTALL --file=default.nix hello\nENTRYPOINT [\"helo\"]\n"))
+		res := env.Build(t, harness.Buildx, dir, harness.BuildOpts{})
+		if !strings.Contains(res.Log, "UnknownProgram") || !strings.Contains(res.Log, "ENTRYPOINT runs helo") || !strings.Contains(res.Log, "/bin/hello") {
+			t.Errorf("no UnknownProgram warning naming helo and what the image has:\n%s", res.Log)
+		}
+		harness.WriteFile(t, filepath.Join(dir, "Nixfile"), env.WithSyntax(
+			"FROM scratch\nINSTALL --file=default.nix hello\nENTRYPOINT [\"hello\"]\n"))
+		if res := env.Build(t, harness.Buildx, dir, harness.BuildOpts{}); strings.Contains(res.Log, "UnknownProgram") {
+			t.Errorf("UnknownProgram warning for a program the image has:\n%s", res.Log)
+		}
+	})
 	t.Run("named contexts", func(t *testing.T) {
 		// FROM os takes the named context os; the Nix image comes from the
 		// named context nix, whatever NIX_IMAGE says.

@@ -83,6 +83,8 @@ type Result struct {
 	// named, with their metadata.
 	Paths     []steps.PathInfo
 	Installed []Installed
+	// Programs are the link trees' programs ("/bin/hello").
+	Programs []string
 }
 
 // Installed is a package an INSTALL line named.
@@ -95,20 +97,20 @@ type Installed struct {
 // Build returns the stage's base with the installed closure merged on top,
 // and the image config that goes with it.
 func (b *Builder) Build(ctx context.Context, s Stage) (*Result, error) {
-	st, img, paths, installed, err := b.build(ctx, s)
+	st, img, m, installed, err := b.build(ctx, s)
 	if err != nil {
 		return nil, err
 	}
-	return &Result{State: st, Image: img, Paths: paths, Installed: installed}, nil
+	return &Result{State: st, Image: img, Paths: m.Paths, Programs: m.Programs, Installed: installed}, nil
 }
 
-func (b *Builder) build(ctx context.Context, s Stage) (llb.State, *dockerspec.DockerOCIImage, []steps.PathInfo, []Installed, error) {
+func (b *Builder) build(ctx context.Context, s Stage) (llb.State, *dockerspec.DockerOCIImage, steps.Manifest, []Installed, error) {
 	if err := b.checkCaps(); err != nil {
-		return llb.State{}, nil, nil, nil, err
+		return llb.State{}, nil, steps.Manifest{}, nil, err
 	}
 	reqs, err := b.evalRequests(s)
 	if err != nil {
-		return llb.State{}, nil, nil, nil, err
+		return llb.State{}, nil, steps.Manifest{}, nil, err
 	}
 	var words []string
 	var allLocs []parser.Range
@@ -121,19 +123,19 @@ func (b *Builder) build(ctx context.Context, s Stage) (llb.State, *dockerspec.Do
 		[]nixstep.Mount{{Target: steps.SrcDir, State: b.Context, Path: "/"}},
 		b.location(allLocs))
 	if err != nil {
-		return llb.State{}, nil, nil, nil, err
+		return llb.State{}, nil, steps.Manifest{}, nil, err
 	}
 	var results []steps.EvalResult
 	if err := b.readJSON(ctx, evalSt, steps.JobsFile, &results); err != nil {
-		return llb.State{}, nil, nil, nil, err
+		return llb.State{}, nil, steps.Manifest{}, nil, err
 	}
 	if len(results) != len(s.Installs) {
-		return llb.State{}, nil, nil, nil, fmt.Errorf("evaluation returned %d results for %d INSTALL lines", len(results), len(s.Installs))
+		return llb.State{}, nil, steps.Manifest{}, nil, fmt.Errorf("evaluation returned %d results for %d INSTALL lines", len(results), len(s.Installs))
 	}
 
 	jobs, links, err := b.jobs(s, reqs, results)
 	if err != nil {
-		return llb.State{}, nil, nil, nil, err
+		return llb.State{}, nil, steps.Manifest{}, nil, err
 	}
 	var entrypoint []string
 	if s.EntrypointFromMeta && len(links) > 0 && len(results[0].Jobs) > 0 {
@@ -146,7 +148,7 @@ func (b *Builder) build(ctx context.Context, s Stage) (llb.State, *dockerspec.Do
 			[]nixstep.Mount{{Target: steps.InDir, State: evalSt, Path: "/" + steps.DrvDir + "/" + steps.DrvKey(j.drvPath)}},
 			b.location(j.locs))
 		if err != nil {
-			return llb.State{}, nil, nil, nil, err
+			return llb.State{}, nil, steps.Manifest{}, nil, err
 		}
 		jobs[i].state = st
 	}
@@ -163,27 +165,27 @@ func (b *Builder) build(ctx context.Context, s Stage) (llb.State, *dockerspec.Do
 	}
 	exportSt, err := b.Nix.Run(fmt.Sprintf("[nix %s] export closure", s.Name), s.Name, exportReq, mounts, b.location(allLocs))
 	if err != nil {
-		return llb.State{}, nil, nil, nil, err
+		return llb.State{}, nil, steps.Manifest{}, nil, err
 	}
 	var manifest steps.Manifest
 	if err := b.readJSON(ctx, exportSt, steps.ManifestFile, &manifest); err != nil {
-		return llb.State{}, nil, nil, nil, err
+		return llb.State{}, nil, steps.Manifest{}, nil, err
 	}
 	if b.PushCache != "" {
 		pushSt, err := b.Nix.Run(fmt.Sprintf("[nix %s] push closure to %s", s.Name, redactURL(b.PushCache)), s.Name,
 			steps.PushRequest{URL: b.PushCache, Results: exportReq.Results, DrvClosures: exportReq.DrvClosures, Out: steps.OutDir},
 			mounts, b.location(allLocs))
 		if err != nil {
-			return llb.State{}, nil, nil, nil, err
+			return llb.State{}, nil, steps.Manifest{}, nil, err
 		}
 		var pushed map[string]any
 		if err := b.readJSON(ctx, pushSt, steps.PushedFile, &pushed); err != nil {
-			return llb.State{}, nil, nil, nil, err
+			return llb.State{}, nil, steps.Manifest{}, nil, err
 		}
 	}
 	st, img, err := b.image(s, exportSt, manifest, links)
 	if err != nil {
-		return llb.State{}, nil, nil, nil, err
+		return llb.State{}, nil, steps.Manifest{}, nil, err
 	}
 	if entrypoint != nil {
 		img.Config.Entrypoint, img.Config.Cmd = entrypoint, nil
@@ -198,7 +200,7 @@ func (b *Builder) build(ctx context.Context, s Stage) (llb.State, *dockerspec.Do
 			installed = append(installed, in)
 		}
 	}
-	return st, img, manifest.Paths, installed, nil
+	return st, img, manifest, installed, nil
 }
 
 // redactURL drops a password from a URL shown in progress lines.

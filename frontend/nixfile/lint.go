@@ -64,11 +64,28 @@ var (
 
 // Rules lists the Nixfile's own lint rules, for documentation and for
 // telling them apart from BuildKit's.
+// RuleUnknownProgram is checked by the converter once a stage is built,
+// when the stage's programs are all known: FROM scratch, with nothing but
+// INSTALL adding files.
+var RuleUnknownProgram = linter.LinterRule[func(instr, program string, have []string) string]{
+	Name:        "UnknownProgram",
+	Description: "CMD and ENTRYPOINT should name a program the image has",
+	URL:         DocsURL + "#unknownprogram",
+	Format: func(instr, program string, have []string) string {
+		msg := fmt.Sprintf("%s runs %s, which no INSTALL line of this FROM scratch stage provides", instr, program)
+		if len(have) > 0 {
+			msg += "; it has " + strings.Join(have, ", ")
+		}
+		return msg
+	},
+}
+
 var Rules = []linter.LinterRuleI{
 	&RuleDuplicateInstallable,
 	&RuleUnusedArg,
 	&RuleFromStageDeclaredLater,
 	&RuleInstallAfterBuildStep,
+	&RuleUnknownProgram,
 }
 
 func (p *parseState) warn(rule, description, url, msg string, loc []parser.Range) {

@@ -43,6 +43,9 @@ type Manifest struct {
 	Paths []PathInfo `json:"paths"`
 	// Links says the step wrote a link tree under LinksDir.
 	Links bool `json:"links"`
+	// Programs are the link trees' programs, as the image sees them
+	// ("/usr/local/bin/hello"), sorted.
+	Programs []string `json:"programs,omitempty"`
 }
 
 // LinkCollisionError is a link tree collision, with the Nixfile line.
@@ -113,7 +116,12 @@ func Export(ctx context.Context, req ExportRequest, stderr io.Writer) error {
 			return err
 		}
 		m.Links = true
+		bins, _ := os.ReadDir(filepath.Join(dir, "bin"))
+		for _, b := range bins {
+			m.Programs = append(m.Programs, filepath.Join(root, "bin", b.Name()))
+		}
 	}
+	sort.Strings(m.Programs)
 	return writeJSON(filepath.Join(req.Out, ManifestFile), m)
 }
 
