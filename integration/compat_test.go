@@ -30,6 +30,31 @@ const compatFlake = `{
 }
 `
 
+// imageTarballNix builds what dockerTools.buildImage would: a `docker save`
+// archive with one layer (a static busybox and a script) and a config.
+const imageTarballNix = `let
+  bb = builtins.path { path = ./busybox; name = "busybox"; };
+in {
+  image = derivation {
+    name = "hello-image.tar.gz";
+    system = builtins.currentSystem;
+    builder = "${bb}/bin/busybox";
+    args = [ "sh" "-c" ''
+      set -e
+      mkdir -p layer/bin archive
+      cp ${bb}/bin/busybox layer/bin/busybox
+      printf '#!/bin/busybox sh\necho hello from a dockerTools-style image\n' > layer/bin/hello
+      chmod 555 layer/bin/hello layer/bin/busybox
+      (cd layer && tar -cf ../archive/layer.tar .)
+      diff=$(sha256sum archive/layer.tar | cut -d' ' -f1)
+      printf '{"architecture":"amd64","os":"linux","config":{"Cmd":["/bin/hello"],"Labels":{"built-by":"nix"}},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' $diff > archive/config.json
+      printf '[{"Config":"config.json","RepoTags":["hello:latest"],"Layers":["layer.tar"]}]' > archive/manifest.json
+      cd archive && tar -cf - manifest.json config.json layer.tar | gzip -n > $out
+    '' ];
+  };
+}
+`
+
 // TestCompatibilityMode builds a flake.nix and a default.nix given as the
 // build file, as peer frontends do: the package's closure, its link tree,
 // and its program as the entrypoint.
@@ -45,6 +70,18 @@ func TestCompatibilityMode(t *testing.T) {
 		res = env.Build(t, harness.Buildx, dir, harness.BuildOpts{File: "flake.nix", Target: "goodbye"})
 		if out := env.Run(t, res.Ref, harness.RunOpts{}); out != "goodbye from the flake\n" {
 			t.Errorf("--target goodbye printed %q", out)
+		}
+	})
+	t.Run("image tarball", func(t *testing.T) {
+		dir := env.Context(t, map[string]string{"default.nix": "# syntax=" + env.FrontendImage + "\n" + imageTarballNix})
+		env.AddBusybox(t, dir)
+		res := env.Build(t, harness.Buildx, dir, harness.BuildOpts{File: "default.nix", Target: "image"})
+		if out := env.Run(t, res.Ref, harness.RunOpts{}); out != "hello from a dockerTools-style image\n" {
+			t.Errorf("image printed %q", out)
+		}
+		img := env.Inspect(t, res.Ref).Images[0]
+		if len(img.Manifest.Layers) != 1 || strings.Join(img.Config.Config.Cmd, " ") != "/bin/hello" || img.Config.Config.Labels["built-by"] != "nix" {
+			t.Errorf("%d layers, config %+v; want the tarball's one layer and config", len(img.Manifest.Layers), img.Config.Config)
 		}
 	})
 	t.Run("default.nix", func(t *testing.T) {

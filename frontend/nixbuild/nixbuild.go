@@ -22,8 +22,10 @@ import (
 	"github.com/nix-frontend/nix-frontend/llb/nixstep"
 	"github.com/nix-frontend/nix-frontend/llb/storelayers"
 	"github.com/nix-frontend/nix-frontend/nix/evaljobs"
+	"github.com/nix-frontend/nix-frontend/nix/imagearchive"
 	"github.com/nix-frontend/nix-frontend/nix/nixlog"
 	"github.com/nix-frontend/nix-frontend/nix/steps"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Builder builds the Nix part of stages.
@@ -154,6 +156,11 @@ func (b *Builder) build(ctx context.Context, s Stage) (llb.State, *dockerspec.Do
 	}
 
 	exportReq := steps.ExportRequest{Links: links, Out: steps.OutDir}
+	if s.EntrypointFromMeta && len(jobs) == 1 && len(jobs[0].outputs) == 1 {
+		for _, p := range jobs[0].outputs {
+			exportReq.LoadImage = p
+		}
+	}
 	var mounts []nixstep.Mount
 	for _, j := range jobs {
 		dir := steps.InDir + "/results/" + j.key
@@ -183,6 +190,10 @@ func (b *Builder) build(ctx context.Context, s Stage) (llb.State, *dockerspec.Do
 			return llb.State{}, nil, steps.Manifest{}, nil, err
 		}
 	}
+	if manifest.Image != nil {
+		st, img, err := b.loadImage(ctx, s, exportSt, manifest.Image.Layers)
+		return st, img, manifest, nil, err
+	}
 	st, img, err := b.image(s, exportSt, manifest, links)
 	if err != nil {
 		return llb.State{}, nil, steps.Manifest{}, nil, err
@@ -201,6 +212,29 @@ func (b *Builder) build(ctx context.Context, s Stage) (llb.State, *dockerspec.Do
 		}
 	}
 	return st, img, manifest, installed, nil
+}
+
+// loadImage makes the image an image tarball built by Nix describes: one
+// layer per layer of the tarball, and its config.
+func (b *Builder) loadImage(ctx context.Context, s Stage, exportSt llb.State, layers int) (llb.State, *dockerspec.DockerOCIImage, error) {
+	var img dockerspec.DockerOCIImage
+	if err := b.readJSON(ctx, exportSt, steps.ImageDir+"/"+imagearchive.ConfigFile, &img); err != nil {
+		return llb.State{}, nil, err
+	}
+	if img.OS == "" {
+		img.Platform = s.BaseImage.Platform
+	}
+	img.RootFS.DiffIDs = nil
+	img.History = nil
+	states := []llb.State{llb.Scratch()}
+	for i := 0; i < layers; i++ {
+		dir := fmt.Sprintf("/%s/%s/%d/", steps.ImageDir, imagearchive.LayersDir, i)
+		states = append(states, llb.Scratch().File(llb.Copy(exportSt, dir, "/", &llb.CopyInfo{CopyDirContentsOnly: true}),
+			llb.WithCustomName(fmt.Sprintf("[nix %s] image tarball layer %d", s.Name, i+1))))
+		created := storelayers.Epoch
+		img.History = append(img.History, ocispecs.History{Created: &created, CreatedBy: fmt.Sprintf("nix-frontend: layer %d of the image tarball", i+1), Comment: "nix-frontend"})
+	}
+	return llb.Merge(states, llb.WithCustomName(fmt.Sprintf("[nix %s] merge image tarball", s.Name))), &img, nil
 }
 
 // redactURL drops a password from a URL shown in progress lines.

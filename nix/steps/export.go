@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/nix-frontend/nix-frontend/nix/imagearchive"
 	"github.com/nix-frontend/nix-frontend/nix/linktree"
 	"github.com/nix-frontend/nix-frontend/nix/storecopy"
 )
@@ -22,7 +23,10 @@ type ExportRequest struct {
 	// store lost paths the builds made (a pruned /nix cache).
 	DrvClosures []string    `json:"drvClosures"`
 	Links       []LinkGroup `json:"links"`
-	Out         string      `json:"out"`
+	// LoadImage is an installed output that, when it is an image tarball
+	// (dockerTools), becomes the image instead of the closure.
+	LoadImage string `json:"loadImage,omitempty"`
+	Out       string `json:"out"`
 }
 
 // Command implements Request.
@@ -46,7 +50,13 @@ type Manifest struct {
 	// Programs are the link trees' programs, as the image sees them
 	// ("/usr/local/bin/hello"), sorted.
 	Programs []string `json:"programs,omitempty"`
+	// Image is set when the step unpacked an image tarball into ImageDir
+	// instead of exporting the closure.
+	Image *imagearchive.Result `json:"image,omitempty"`
 }
+
+// ImageDir is where an unpacked image tarball is, in the export output.
+const ImageDir = "image"
 
 // LinkCollisionError is a link tree collision, with the Nixfile line.
 type LinkCollisionError struct {
@@ -67,6 +77,14 @@ func Export(ctx context.Context, req ExportRequest, stderr io.Writer) error {
 	byPath, paths, err := realisedClosure(ctx, req.Results, req.DrvClosures, stderr)
 	if err != nil {
 		return err
+	}
+	if req.LoadImage != "" && imagearchive.IsArchive(req.LoadImage) {
+		fmt.Fprintf(stderr, "nix-frontend: %s is an image tarball; its layers and config become the image\n", req.LoadImage)
+		res, err := imagearchive.Unpack(req.LoadImage, filepath.Join(req.Out, ImageDir))
+		if err != nil {
+			return err
+		}
+		return writeJSON(filepath.Join(req.Out, ManifestFile), Manifest{Image: res})
 	}
 
 	store := filepath.Join(req.Out, StoreDir)
