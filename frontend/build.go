@@ -42,7 +42,7 @@ const (
 )
 
 // DefaultNixImage is the Nix image used when NIX_IMAGE is not set.
-const DefaultNixImage = "docker.io/nixos/nix:2.24.10"
+const DefaultNixImage = "docker.io/nixos/nix:2.24.14"
 
 // FrontendImageOpt names the frontend image to mount the helper binary from
 // when BuildKit did not say which image runs the frontend (the in-process
