@@ -296,11 +296,11 @@ func TestScalingRegistryCache(t *testing.T) {
 			dir := projectContext(t, env)
 			opts := harness.BuildOpts{BuildArgs: map[string]string{"SALT": salt(t)}}
 			exp, imp := c.cache(t)
-			a := env.BuildWithCache(t, c.via, dir, opts, exp)
+			a := env.Build(t, c.via, dir, withCache(opts, exp))
 			if got := harness.Built(a.Log); !reflect.DeepEqual(got, allProjectDrvs) {
 				t.Fatalf("daemon A built %v, want %v\n%s", got, allProjectDrvs, a.Log)
 			}
-			b := other.BuildWithCache(t, c.via, dir, opts, imp)
+			b := other.Build(t, c.via, dir, withCache(opts, imp))
 			if got := harness.Built(b.Log); len(got) != 0 {
 				t.Errorf("daemon B built %v with the cache imported", got)
 			}
@@ -485,6 +485,11 @@ func TestScalingBinaryCache(t *testing.T) {
 	})
 }
 
+func withCache(o harness.BuildOpts, c harness.Cache) harness.BuildOpts {
+	o.Cache = c
+	return o
+}
+
 // TestScalingPushCache has one daemon upload its closure with
 // NIX_PUSH_CACHE and a new daemon (an empty /nix, no BuildKit cache)
 // substitute all of it: the new daemon builds nothing and makes the same
@@ -512,6 +517,11 @@ func TestScalingPushCache(t *testing.T) {
 	narinfos, _ := filepath.Glob(filepath.Join(cacheDir, "*.narinfo"))
 	if len(narinfos) < 4 {
 		t.Fatalf("the cache has %d narinfos, want the closure (busybox, leaf, app, other)\n%s", len(narinfos), a.Log)
+	}
+	for _, n := range narinfos {
+		if dt, _ := os.ReadFile(n); !strings.Contains(string(dt), "Sig: nix-frontend-scaling-1:") {
+			t.Errorf("%s is not signed:\n%s", filepath.Base(n), dt)
+		}
 	}
 
 	other := env.StartDaemon(t)

@@ -50,6 +50,51 @@ type BuildOpts struct {
 	Platforms []string
 	Attrs     map[string]string // more frontend options (in-process and buildctl)
 	Args      []string          // more command-line arguments (buildctl, buildx)
+	Cache     Cache             // BuildKit cache to export and import
+}
+
+// Cache is where a build exports BuildKit's cache to and imports it from,
+// as specs in the CLI syntax: "type=registry,ref=host/repo:tag,mode=max",
+// "type=local,dest=dir" for exports, "type=local,src=dir" for imports.
+// buildctl gets them as --export-cache/--import-cache, buildx as
+// --cache-to/--cache-from, the in-process client as SolveOpt.CacheExports
+// and CacheImports.
+type Cache struct {
+	Exports []string
+	Imports []string
+}
+
+// cliArgs are the cache flags of buildctl (buildx: false) or buildx.
+func (c Cache) cliArgs(buildx bool) []string {
+	exportFlag, importFlag := "--export-cache", "--import-cache"
+	if buildx {
+		exportFlag, importFlag = "--cache-to", "--cache-from"
+	}
+	var args []string
+	for _, s := range c.Exports {
+		args = append(args, exportFlag, s)
+	}
+	for _, s := range c.Imports {
+		args = append(args, importFlag, s)
+	}
+	return args
+}
+
+func parseCacheSpecs(specs []string) []bkclient.CacheOptionsEntry {
+	var out []bkclient.CacheOptionsEntry
+	for _, s := range specs {
+		c := bkclient.CacheOptionsEntry{Attrs: map[string]string{}}
+		for _, kv := range strings.Split(s, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			if k == "type" {
+				c.Type = v
+			} else {
+				c.Attrs[k] = v
+			}
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 // Result is a finished build.
@@ -154,6 +199,7 @@ func (e *Env) buildctlArgs(dir string, o BuildOpts) []string {
 	if len(o.Platforms) > 0 {
 		args = append(args, "--opt", "platform="+strings.Join(o.Platforms, ","))
 	}
+	args = append(args, o.Cache.cliArgs(false)...)
 	return append(args, o.Args...)
 }
 
@@ -169,6 +215,7 @@ func (e *Env) buildxArgs(dir string, o BuildOpts) []string {
 	if len(o.Platforms) > 0 {
 		args = append(args, "--platform", strings.Join(o.Platforms, ","))
 	}
+	args = append(args, o.Cache.cliArgs(true)...)
 	args = append(args, o.Args...)
 	return append(args, dir)
 }
@@ -245,6 +292,8 @@ func (e *Env) buildInProcess(ctx context.Context, dir string, o BuildOpts) (*Res
 		LocalMounts:   map[string]fsutil.FS{"context": ctxFS, "dockerfile": dfFS},
 		FrontendAttrs: attrs,
 		Exports:       []bkclient.ExportEntry{exp},
+		CacheExports:  parseCacheSpecs(o.Cache.Exports),
+		CacheImports:  parseCacheSpecs(o.Cache.Imports),
 	}, "nix-frontend-test", frontend.Build, ch)
 	<-done
 	res.Status, res.Log = st, st.String()

@@ -41,7 +41,10 @@ func (s *Status) consume(ch chan *bkclient.SolveStatus) {
 				s.Vertexes[v.Digest] = vx
 				s.order = append(s.order, v.Digest)
 			}
-			vx.Name, vx.Cached, vx.Error = v.Name, v.Cached, v.Error
+			// A step whose result comes from an imported cache is reported
+			// cached, then again, not cached, while its blobs are pulled:
+			// a cache hit stays one.
+			vx.Name, vx.Cached, vx.Error = v.Name, vx.Cached || v.Cached, v.Error
 			if v.Started != nil {
 				vx.Started = v.Started
 			}
