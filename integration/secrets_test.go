@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -101,5 +102,77 @@ in {
 		if bytes.Contains(dt, []byte(password)) {
 			t.Errorf("the password is in %s", db)
 		}
+	}
+}
+
+// TestAccessTokensAndSSH checks that --secret id=access-tokens and --ssh
+// default reach the Nix processes: evaluation (impure, as file mode is)
+// sees Nix's access-tokens setting and the agent socket. The token's value
+// ends up nowhere.
+func TestAccessTokensAndSSH(t *testing.T) {
+	env := harness.Require(t)
+	agentDir := t.TempDir()
+	sock := filepath.Join(agentDir, "agent.sock")
+	agent := exec.Command("ssh-agent", "-D", "-a", sock)
+	if err := agent.Start(); err != nil {
+		t.Fatalf("ssh-agent: %v", err)
+	}
+	t.Cleanup(func() { agent.Process.Kill(); agent.Wait() })
+	for i := 0; i < 50; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	token := fmt.Sprintf("ghp_%d", time.Now().UnixNano())
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	harness.WriteFile(t, tokens, "github.com="+token+"\n")
+
+	dir := env.Context(t, map[string]string{
+		"Nixfile": "FROM scratch\nARG SALT\nINSTALL --file=default.nix --argstr salt=${SALT} app\nENTRYPOINT [\"app\"]\n",
+		"default.nix": `{ salt }:
+let
+  bb = builtins.path { path = ./busybox; name = "busybox"; };
+  sh = "${bb}/bin/busybox";
+  sock = builtins.getEnv "SSH_AUTH_SOCK";
+  ssh = if sock != "" && builtins.pathExists sock then "agent" else "no-agent";
+  hasTokens = builtins.match ".*access-tokens = github.com=ghp_[0-9]+.*" (builtins.getEnv "NIX_CONFIG") != null;
+  tokens = if hasTokens then "tokens" else "no-tokens";
+in {
+  app = derivation {
+    name = "app-1";
+    inherit salt;
+    system = builtins.currentSystem;
+    builder = sh;
+    args = [ "sh" "-c" "${sh} mkdir -p $out/bin; ${sh} printf '#!${sh} sh\\necho ${ssh} ${tokens}\\n' > $out/bin/app; ${sh} chmod 555 $out/bin/app" ];
+  };
+}
+`,
+	})
+	env.AddBusybox(t, dir)
+	for _, via := range []harness.Via{harness.Buildx, harness.Buildctl} {
+		t.Run(string(via), func(t *testing.T) {
+			res := env.Build(t, via, dir, harness.BuildOpts{
+				BuildArgs: map[string]string{"SALT": salt(t)},
+				Args:      []string{"--secret", "id=access-tokens,src=" + tokens, "--ssh", "default=" + sock},
+			})
+			if out := env.Run(t, res.Ref, harness.RunOpts{}); out != "agent tokens\n" {
+				t.Errorf("image printed %q, want the agent and the tokens seen", out)
+			}
+			if strings.Contains(res.Log, token) {
+				t.Errorf("the token is in the build log")
+			}
+			img := env.Inspect(t, res.Ref).Images[0]
+			env.EachLayerFile(t, img, func(l ocispecs.Descriptor, f harness.LayerFile) bool {
+				if bytes.Contains(f.Data, []byte(token)) {
+					t.Errorf("the token is in %s of layer %s", f.Header.Name, l.Digest)
+				}
+				return true
+			})
+			without := env.Build(t, via, dir, harness.BuildOpts{BuildArgs: map[string]string{"SALT": salt(t)}})
+			if out := env.Run(t, without.Ref, harness.RunOpts{}); out != "no-agent no-tokens\n" {
+				t.Errorf("without the flags the image printed %q", out)
+			}
+		})
 	}
 }
