@@ -84,17 +84,49 @@ func others(self map[int]bool) []string {
 	return out
 }
 
-// waitQuiet waits until nothing else has run for a minute, or max.
+// cpuTimes reads the machine's total and idle CPU time (in USER_HZ).
+func cpuTimes() (total, idle int64) {
+	dt, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(dt), "\n")
+	f := strings.Fields(line)
+	for i := 1; i < len(f); i++ {
+		v, _ := strconv.ParseInt(f[i], 10, 64)
+		total += v
+		if i == 4 || i == 5 { // idle, iowait
+			idle += v
+		}
+	}
+	return total, idle
+}
+
+// waitQuiet waits until, for a minute, nothing else has built or tested
+// and the CPUs have been at least 80% idle, or max.
 func waitQuiet(self map[int]bool, max time.Duration) (time.Duration, bool) {
 	start := time.Now()
 	quietSince := time.Now()
-	said := false
+	said, saidCPU := false, false
+	t0, i0 := cpuTimes()
 	for {
+		t1, i1 := cpuTimes()
+		busy := 0.0
+		if t1 > t0 {
+			busy = 1 - float64(i1-i0)/float64(t1-t0)
+		}
+		t0, i0 = t1, i1
 		if o := others(self); len(o) > 0 {
 			quietSince = time.Now()
 			if !said {
 				logf("waiting for other builds and tests to finish (%s); at most %s", strings.Join(o, ", "), max)
 				said = true
+			}
+		} else if busy > 0.2 {
+			quietSince = time.Now()
+			if !saidCPU {
+				logf("waiting for the CPUs to calm down (%.0f%% busy); at most %s", 100*busy, max)
+				saidCPU = true
 			}
 		}
 		if time.Since(quietSince) >= time.Minute {

@@ -38,7 +38,7 @@ func (b *bench) markdown(rows []row) string {
 	p("- Machine: %d cores, %s; one buildkitd (`%s`), one registry (`%s`, storage `.cache/registry`). Load average before/after: %s / %s. The whole run took %.1f minutes.\n",
 		runtime.NumCPU(), memTotal(), b.env.BuildkitHost, b.env.Registry, b.loadBefore, b.loadAfter, b.elapsed.Minutes())
 	if busy == 0 && !b.quietTimedOut {
-		p("- Nothing else built or tested on the machine during the run (checked every second).\n")
+		p("- The run started after a minute in which nothing else built or tested and the CPUs were at least 80%% idle, and nothing else built or tested while it ran (checked every second).\n")
 	}
 	fc := b.frontendCommit
 	if fc == "" {
@@ -175,7 +175,7 @@ func (b *bench) markdown(rows []row) string {
 	for _, r := range b.runs {
 		stored += r.NewBytes
 	}
-	p("bench/run waits (up to 10 minutes, `-quiet-wait`) for other builds and tests on the machine to finish, since they skew times and may prune the caches the rebuild measurements rely on. This run left %s in the registry and about as much in each tool's `/nix` cache mount.\n", human(stored))
+	p("bench/run waits (up to 10 minutes, `-quiet-wait`) for other builds and tests on the machine to finish and the CPUs to idle, since they skew times and may prune the caches the rebuild measurements rely on. This run left %s in the registry and about as much in each tool's `/nix` cache mount.\n", human(stored))
 	return sb.String()
 }
 
