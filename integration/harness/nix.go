@@ -15,11 +15,17 @@ import (
 var builtLine = regexp.MustCompile(`(?m)nix: building (\S+)$`)
 
 // Built returns the derivations a build's log says Nix built, by name,
-// sorted: every build prints exactly one "nix: building <name>" line.
+// sorted: every build prints one "nix: building <name>" line. Each name is
+// listed once, because buildx's plain progress may print a step's log again
+// when the step is reported again (as cache exports do).
 func Built(log string) []string {
+	seen := map[string]bool{}
 	var out []string
 	for _, m := range builtLine.FindAllStringSubmatch(log, -1) {
-		out = append(out, m[1])
+		if !seen[m[1]] {
+			seen[m[1]] = true
+			out = append(out, m[1])
+		}
 	}
 	sort.Strings(out)
 	return out

@@ -112,7 +112,10 @@ func (e *Env) Run(name, label string, req steps.Request, inputs []Mount, opts ..
 		llb.AddEnv("NIX_CONFIG", DefaultNixConfig+"\n"+e.NixConfig),
 		llb.AddEnv("HOME", "/root"),
 		llb.AddMount("/nix", e.seed, llb.SourcePath("/nix"), llb.AsPersistentCacheDir(e.CacheID, llb.CacheMountShared)),
-		llb.AddMount("/root/.cache/nix", llb.Scratch(), llb.AsPersistentCacheDir(e.CacheID+"-home", llb.CacheMountShared)),
+		// Nix's per-user caches (fetched tarballs, narinfo lookups) are
+		// SQLite databases that concurrent Nix processes corrupt ("constraint
+		// failed"), unlike the store's: each concurrent step gets its own.
+		llb.AddMount("/root/.cache/nix", llb.Scratch(), llb.AsPersistentCacheDir(e.CacheID+"-home", llb.CacheMountPrivate)),
 		llb.AddMount(steps.HelperRoot, e.helper, llb.Readonly),
 		// Credentials for fetching, when the build was given them: BuildKit
 		// mounts secrets and the SSH agent only for the step's run, and
