@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"io"
 	"os"
 	"os/exec"
@@ -219,7 +220,39 @@ func requireNix() error {
 			return ErrNoNix
 		}
 	}
-	return nil
+	return initStore()
+}
+
+// initStore makes sure the store in the /nix cache mount is initialised
+// before concurrent Nix processes use it: on an empty store (a new runner),
+// Nix processes that start at once race to create the store's state and
+// one fails ("creating symlink ... gcroots/profiles: File exists"). Steps
+// share /nix, so a lock file there serialises the first use.
+func initStore() error {
+	state := "/nix/var/nix"
+	if err := os.MkdirAll(state, 0o755); err != nil {
+		return err
+	}
+	marker := filepath.Join(state, ".nix-frontend-initialised")
+	if _, err := os.Stat(marker); err == nil {
+		return nil
+	}
+	f, err := os.OpenFile(filepath.Join(state, ".nix-frontend-init.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		return err
+	}
+	defer unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	if _, err := os.Stat(marker); err == nil {
+		return nil
+	}
+	if out, err := exec.Command("nix-store", "--init").CombinedOutput(); err != nil {
+		return fmt.Errorf("initialising the Nix store: %v\n%s", err, out)
+	}
+	return os.WriteFile(marker, nil, 0o644)
 }
 
 // Where build steps find the credentials the build was given.
