@@ -48,6 +48,9 @@ func (b *bench) markdown(rows []row) string {
 	p("- Baseline: [`bench/baseline.Dockerfile`](baseline.Dockerfile) — `nix-build` in `%s` with `/nix` in a cache mount, `cp -a $(nix-store -qR result) /out/nix/store/`, `FROM scratch` + `COPY --from=build /out /`: one layer with the whole closure.\n", b.env.NixImage)
 	p("- Both are built by `buildctl build --frontend dockerfile.v0` on the same buildkitd (nix-frontend through the Nixfile's `# syntax=` line), from the same `default.nix`, with the same Nix (%s) and the same `NIX_CONFIG` (offline settings and `max-jobs = auto`), and push to the local registry with OCI media types and BuildKit's default gzip layers.\n", b.env.NixImage)
 	p("- Builds alternate between the tools (nix-frontend first) so that drift of the machine affects both.\n")
+	if b.rounds > 1 {
+		p("- Everything but the %s-path build is measured in %d rounds, each cold again (new salts, new repositories). Times in the table are the medians of the rounds (export: the cold build with the median export time); bytes and sizes are round 1's, and are the same in every round.\n", thousands(b.manyPaths), b.rounds)
+	}
 	p("- **Cold** means cold for each tool: every run uses a new salt per tool (a string every derivation carries), so no derivation is in either tool's `/nix` cache mount or BuildKit cache, and pushes to new repositories (`%s/bench/%s/…`).\n\n", b.env.Registry, b.runID)
 
 	p("## Workloads\n\n")
@@ -92,6 +95,13 @@ func (b *bench) markdown(rows []row) string {
 		p("| %s | %s | %s | %d | %s | %s (%d blobs) | %s | %s | %s |\n", r.Label, r.Tool, secs(r.Wall), len(r.Built), human(r.RegistryDelta), human(r.NewBytes), r.NewBlobs, human(r.NewLayerBytes), rss, cpu)
 	}
 	p("\n")
+	if b.rounds > 1 {
+		p("Wall times of the %d rounds, in seconds (the table shows the medians):\n\n| Build | nix-frontend | baseline |\n|---|---|---|\n", b.rounds)
+		for _, m := range []struct{ key, name string }{{"cold", "W1 cold"}, {"noop", "W1 no-op"}, {"leaf", "W1 leaf change"}, {"w2", "W2 second image"}, {"w3", "W3 cold"}} {
+			p("| %s | %s | %s |\n", m.name, b.walls(m.key, nf), b.walls(m.key, baseline))
+		}
+		p("\n")
+	}
 	for _, r := range b.runs {
 		if r.Err != nil {
 			p("**%s (%s) failed:**\n\n```\n%s\n```\n\n", r.Label, r.Tool, lastLines(r.Err.Error(), 30))
@@ -100,7 +110,7 @@ func (b *bench) markdown(rows []row) string {
 
 	p("### Export (W1 cold)\n\n")
 	for _, tl := range []tool{nf, baseline} {
-		s, parts := exportSpan(b.cold[tl])
+		s, parts := exportSpan(b.exportRun(tl))
 		if s.Duration() == 0 {
 			p("- %s: not measured\n", tl)
 			continue
@@ -149,8 +159,8 @@ func (b *bench) markdown(rows []row) string {
 			cs = append(cs, fmt.Sprintf("`%s` %s (%s)", path.Base(c), human(ps.Compressed), how))
 		}
 		p("Changed store paths: %s.\n\n", strings.Join(cs, ", "))
-		b.blobList(&sb, b.leaf[nf], b.closLeaf, b.closA)
-		b.blobList(&sb, b.leaf[baseline], nil, nil)
+		b.blobList(&sb, b.leaf1[nf], b.closLeaf, b.closA)
+		b.blobList(&sb, b.leaf1[baseline], nil, nil)
 	}
 	if b.closA != nil && b.closB != nil {
 		p("### Where the second image's bytes went\n\n")
@@ -159,8 +169,8 @@ func (b *bench) markdown(rows []row) string {
 			us = append(us, "`"+path.Base(u)+"`")
 		}
 		p("W2's own store paths: %s; shared with W1: %d paths.\n\n", strings.Join(us, ", "), len(b.closB.and(b.closA)))
-		b.blobList(&sb, b.w2[nf], b.closB, b.closA)
-		b.blobList(&sb, b.w2[baseline], nil, nil)
+		b.blobList(&sb, b.w21[nf], b.closB, b.closA)
+		b.blobList(&sb, b.w21[baseline], nil, nil)
 	}
 	if len(b.notes) > 0 {
 		p("## Notes\n\n")
