@@ -71,7 +71,7 @@ func main() {
 	frontendCommit := flag.String("frontend-commit", os.Getenv("NF_BENCH_FRONTEND_COMMIT"), "the commit the frontend image was built from, for the results")
 	outDir := flag.String("out", "", "where to write results.md and results.png (default: bench/ of the repository; a temporary directory with -quick)")
 	rounds := flag.Int("rounds", 3, "how many times to measure everything but the 2,000-path build; times are the medians")
-	quick := flag.Bool("quick", false, "a smoke run with workloads a tenth of the size; its numbers mean nothing")
+	quick := flag.Bool("quick", false, "a smoke run with workloads a tenth of the size and one round; its numbers mean nothing")
 	logDir := flag.String("logs", "", "write every build's progress, with timings, into this directory")
 	quietWait := flag.Duration("quiet-wait", 10*time.Minute, "how long to wait for other builds and tests on this machine to finish before measuring")
 	flag.Parse()
@@ -102,7 +102,13 @@ func main() {
 	}
 	defer b.t.cleanup()
 	if *quick {
-		b.scale, b.manyPaths, b.burn, b.rounds = 0.1, 300, 500*time.Millisecond, 1
+		b.scale, b.manyPaths, b.burn = 0.1, 300, 500*time.Millisecond
+		b.rounds = 1
+		flag.Visit(func(f *flag.Flag) {
+			if f.Name == "rounds" {
+				b.rounds = max(1, *rounds)
+			}
+		})
 	}
 	if err := try(func() { b.env = harness.Require(b.t) }); err != nil {
 		logf("%v", err)

@@ -339,7 +339,11 @@ func markdownTable(rows []row) string {
 		if ratio == "" {
 			ratio = "—"
 		}
-		fmt.Fprintf(&sb, "| %s | %s | %s | %s | %s | %s | %s |\n", r.Metric, r.NF, r.Base, ratio, r.Target, r.Met, ref)
+		cells := []any{r.Metric, r.NF, r.Base, ratio, r.Target, r.Met, ref}
+		for i, c := range cells {
+			cells[i] = strings.ReplaceAll(c.(string), "|", `\|`) // a pipe inside a cell ends it
+		}
+		fmt.Fprintf(&sb, "| %s | %s | %s | %s | %s | %s | %s |\n", cells...)
 	}
 	return sb.String()
 }
