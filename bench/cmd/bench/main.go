@@ -84,6 +84,11 @@ func main() {
 		logf("%v", err)
 		os.Exit(1)
 	}
+	// exit removes the work directory, which os.Exit would leave behind.
+	exit := func(code int) {
+		os.RemoveAll(work)
+		os.Exit(code)
+	}
 	defer os.RemoveAll(work)
 	b := &bench{
 		t:              newTB("bench", work),
@@ -112,17 +117,17 @@ func main() {
 	}
 	if err := try(func() { b.env = harness.Require(b.t) }); err != nil {
 		logf("%v", err)
-		os.Exit(1)
+		exit(1)
 	}
 	b.frontendImage = b.env.FrontendImage
 	if err := try(func() { b.frontendDigest = b.env.Inspect(b.t, b.frontendImage).Digest.String() }); err != nil {
 		logf("%v", err)
-		os.Exit(1)
+		exit(1)
 	}
 	dt, err := os.ReadFile(filepath.Join(b.env.RepoRoot, "bench", "baseline.Dockerfile"))
 	if err != nil {
 		logf("%v", err)
-		os.Exit(1)
+		exit(1)
 	}
 	b.baseline = string(dt)
 	if out, err := exec.Command("git", "-C", b.env.RepoRoot, "rev-parse", "--short", "HEAD").Output(); err == nil {
@@ -137,7 +142,7 @@ func main() {
 	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		logf("%v", err)
-		os.Exit(1)
+		exit(1)
 	}
 
 	self := ancestors()
@@ -155,17 +160,17 @@ func main() {
 	md := b.markdown(rows)
 	if err := os.WriteFile(filepath.Join(out, "results.md"), []byte(md), 0o644); err != nil {
 		logf("%v", err)
-		os.Exit(1)
+		exit(1)
 	}
 	if err := drawChart(filepath.Join(out, "results.png"), "nix-frontend vs. the nix-build Dockerfile recipe",
 		fmt.Sprintf("bench/run %s, commit %s, %d cores", b.runID, b.commit, runtime.NumCPU()), b.bars()); err != nil {
 		logf("%v", err)
-		os.Exit(1)
+		exit(1)
 	}
 	logf("wrote %s and %s (%.1f minutes)", filepath.Join(out, "results.md"), filepath.Join(out, "results.png"), b.elapsed.Minutes())
 	for _, r := range b.runs {
 		if r.Err != nil {
-			os.Exit(1)
+			exit(1)
 		}
 	}
 }
