@@ -2,6 +2,7 @@ package frontend
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -355,7 +356,7 @@ func (cv *converter) base(ctx context.Context, s *nixfile.Stage, name string, pl
 		return llb.State{}, nil, err
 	}
 	var img dockerspec.DockerOCIImage
-	if err := jsonUnmarshal(dt, &img); err != nil {
+	if err := json.Unmarshal(dt, &img); err != nil {
 		return llb.State{}, nil, err
 	}
 	pinned, err := reference.WithDigest(reference.TrimNamed(named), dgst)

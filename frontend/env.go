@@ -1,7 +1,6 @@
 package frontend
 
 import (
-	"encoding/json"
 	"sort"
 
 	"github.com/containerd/platforms"
@@ -104,5 +103,3 @@ func stageScope(lex *shell.Lex, cmds []instructions.Command, idx int, meta env, 
 	}
 	return scope
 }
-
-func jsonUnmarshal(dt []byte, v any) error { return json.Unmarshal(dt, v) }

@@ -6,7 +6,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/nix-frontend/nix-frontend/integration/harness"
 )
@@ -49,26 +48,11 @@ in builtins.listToAttrs (builtins.genList (i: { name = "slow${toString i}"; valu
 	if len(builds) != 8 {
 		t.Fatalf("%d build steps ran, want 8:\n%s", len(builds), res.Log)
 	}
-	// The most steps running at one moment, from start and end times.
-	type event struct {
-		at    time.Time
-		delta int
-	}
-	var events []event
+	var spans []harness.Span
 	for _, v := range builds {
-		events = append(events, event{*v.Started, 1}, event{*v.Completed, -1})
+		spans = append(spans, harness.Span{Start: *v.Started, End: *v.Completed})
 	}
-	sort.Slice(events, func(i, j int) bool {
-		if events[i].at.Equal(events[j].at) {
-			return events[i].delta < events[j].delta
-		}
-		return events[i].at.Before(events[j].at)
-	})
-	running, most := 0, 0
-	for _, e := range events {
-		running += e.delta
-		most = max(most, running)
-	}
+	most := harness.MostAtOnce(spans)
 	t.Logf("at most %d of 8 build steps ran at once", most)
 	if most < 4 {
 		t.Errorf("at most %d build steps ran at once; independent derivations should build in parallel", most)

@@ -106,3 +106,31 @@ func (s *Status) String() string {
 	}
 	return b.String()
 }
+
+// Span is when a step ran.
+type Span struct{ Start, End time.Time }
+
+// MostAtOnce is the most spans that overlap at one moment: how many steps
+// ran in parallel. A span that ends when another starts does not overlap it.
+func MostAtOnce(spans []Span) int {
+	type event struct {
+		at    time.Time
+		delta int
+	}
+	var events []event
+	for _, s := range spans {
+		events = append(events, event{s.Start, 1}, event{s.End, -1})
+	}
+	sort.Slice(events, func(i, j int) bool {
+		if events[i].at.Equal(events[j].at) {
+			return events[i].delta < events[j].delta
+		}
+		return events[i].at.Before(events[j].at)
+	})
+	running, most := 0, 0
+	for _, e := range events {
+		running += e.delta
+		most = max(most, running)
+	}
+	return most
+}

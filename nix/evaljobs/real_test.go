@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"github.com/nix-frontend/nix-frontend/nix/internal/nixtest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -26,15 +25,7 @@ func writeFile(t *testing.T, name, content string) {
 
 func nixOut(t *testing.T, nix string, env []string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(nix, append([]string{"--extra-experimental-features", "nix-command flakes"}, args...)...)
-	cmd.Env = env
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("nix %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-	}
-	return strings.TrimSpace(string(out))
+	return nixtest.Output(t, nix, env, append([]string{"--extra-experimental-features", "nix-command flakes"}, args...)...)
 }
 
 func evaluate(t *testing.T, nix string, req Request, env []string) []Job {

@@ -102,9 +102,9 @@ func TestRealNixBuild(t *testing.T) {
 
 	// Substitution: push ok to a local binary cache, then fetch it into a
 	// store with a fresh database, which has to substitute it.
-	okOut := runNix(t, nix, env, "eval", "--raw", "--impure", "-f", filepath.Join(root, "builds.nix"), "ok.outPath")
+	okOut := nixtest.Output(t, nix, env, "eval", "--raw", "--impure", "-f", filepath.Join(root, "builds.nix"), "ok.outPath")
 	cache := "file://" + filepath.Join(root, "binary-cache")
-	runNix(t, nix, env, "copy", "--to", cache, okOut)
+	nixtest.Output(t, nix, env, "copy", "--to", cache, okOut)
 
 	out.Reset()
 	dec = NewDecoder(&out)
@@ -123,19 +123,6 @@ func TestRealNixBuild(t *testing.T) {
 	if sum := dec.Summary(); !slices.Equal(sum.Substituted, []string{okOut}) || len(sum.Builds) != 0 {
 		t.Errorf("Substituted = %q, Builds = %q", sum.Substituted, sum.Builds)
 	}
-}
-
-func runNix(t *testing.T, nix string, env []string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command(nix, args...)
-	cmd.Env = env
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("nix %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-	}
-	return strings.TrimSpace(string(out))
 }
 
 func btoi(b bool) int {

@@ -178,7 +178,7 @@ func pathInfos(ctx context.Context, paths []string) ([]PathInfo, error) {
 	return infos, nil
 }
 
-// validPaths reports which paths the store considers valid.
+// missingPaths returns the paths that are not in the store.
 func missingPaths(paths []string) []string {
 	var missing []string
 	for _, p := range paths {

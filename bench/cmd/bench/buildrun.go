@@ -153,13 +153,7 @@ var notRefChars = regexp.MustCompile(`[^a-z0-9]+`)
 func (p *progress) timeline(t0 time.Time) string {
 	var b strings.Builder
 	for _, v := range p.list() {
-		state := ""
-		if v.Cached {
-			state = " CACHED"
-		}
-		if v.Error != "" {
-			state = " ERROR " + v.Error
-		}
+		state := v.state()
 		fmt.Fprintf(&b, "%7.2fs %7.2fs %s%s\n", v.Started.Sub(t0).Seconds(), span{v.Started, v.Completed}.Duration().Seconds(), v.Name, state)
 		var ids []string
 		for id := range v.Statuses {
@@ -302,13 +296,7 @@ func (p *progress) list() []*vertex {
 func (p *progress) text() string {
 	var b strings.Builder
 	for _, v := range p.list() {
-		state := ""
-		if v.Cached {
-			state = " CACHED"
-		}
-		if v.Error != "" {
-			state = " ERROR " + v.Error
-		}
+		state := v.state()
 		fmt.Fprintf(&b, "#%s%s\n", v.Name, state)
 		for _, l := range strings.Split(strings.TrimRight(v.Log.String(), "\n"), "\n") {
 			if l != "" {
@@ -511,4 +499,15 @@ func human(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// state is how a vertex ended, for the text forms of the stream.
+func (v *vertex) state() string {
+	switch {
+	case v.Error != "":
+		return " ERROR " + v.Error
+	case v.Cached:
+		return " CACHED"
+	}
+	return ""
 }

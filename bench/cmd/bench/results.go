@@ -266,28 +266,13 @@ func layerDescriptions(img *harness.Image) map[digest.Digest]string {
 
 // overlap is the most vertices running at one moment.
 func overlap(vs []*vertex) int {
-	type ev struct {
-		at    time.Time
-		delta int
-	}
-	var evs []ev
+	var spans []harness.Span
 	for _, v := range vs {
 		if !v.Started.IsZero() && !v.Completed.IsZero() {
-			evs = append(evs, ev{v.Started, 1}, ev{v.Completed, -1})
+			spans = append(spans, harness.Span{Start: v.Started, End: v.Completed})
 		}
 	}
-	sort.Slice(evs, func(i, j int) bool {
-		if evs[i].at.Equal(evs[j].at) {
-			return evs[i].delta < evs[j].delta
-		}
-		return evs[i].at.Before(evs[j].at)
-	})
-	n, most := 0, 0
-	for _, e := range evs {
-		n += e.delta
-		most = max(most, n)
-	}
-	return most
+	return harness.MostAtOnce(spans)
 }
 
 func keys(c closure) []string {

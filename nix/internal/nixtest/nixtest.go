@@ -4,6 +4,7 @@
 package nixtest
 
 import (
+	"bytes"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -88,4 +89,20 @@ func Env(root, state, extraConfig string) []string {
 		"HOME="+root,
 		"NIX_CONFIG=sandbox = false\nbuild-users-group =\nsubstituters =\n"+extraConfig,
 	)
+}
+
+// Output runs nix (or another Nix command) with env and returns its
+// stdout, trimmed; it fails the test with Nix's stderr when the command
+// fails.
+func Output(t testing.TB, nix string, env []string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(nix, args...)
+	cmd.Env = env
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", filepath.Base(nix), strings.Join(args, " "), err, stderr.String())
+	}
+	return strings.TrimSpace(string(out))
 }
