@@ -36,9 +36,13 @@ func TestNixInStoreLayout(t *testing.T) {
 
 // TestExporters checks that the result is a native image every exporter
 // takes: OCI and Docker tarballs (with zstd and gzip), a local directory, a
-// plain tarball, and an eStargz push.
+// plain tarball, and an eStargz push. They run on a daemon of their own:
+// BuildKit keeps every compression it made of a layer, and a later cache
+// export of the shared test daemon could carry the zstd or eStargz blobs
+// (TestScalingCacheAfterEstargz).
 func TestExporters(t *testing.T) {
 	env := harness.Require(t)
+	own := env.StartDaemon(t)
 	ctx := exampleContext(t, env, "")
 	out := t.TempDir()
 	cases := []struct {
@@ -75,14 +79,14 @@ func TestExporters(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			env.Build(t, harness.Buildctl, ctx, harness.BuildOpts{Output: c.output})
+			own.Build(t, harness.Buildctl, ctx, harness.BuildOpts{Output: c.output})
 			dest := c.output[strings.LastIndex(c.output, "dest=")+5:]
 			c.check(t, dest)
 		})
 	}
 	t.Run("estargz push", func(t *testing.T) {
 		ref := env.NewRef("estargz")
-		env.Build(t, harness.Buildctl, ctx, harness.BuildOpts{Output: "type=image,name=" + ref +
+		own.Build(t, harness.Buildctl, ctx, harness.BuildOpts{Output: "type=image,name=" + ref +
 			",push=true,registry.insecure=true,oci-mediatypes=true,compression=estargz,force-compression=true"})
 		img := env.Inspect(t, ref).Images[0]
 		for _, l := range img.Manifest.Layers {

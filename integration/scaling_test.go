@@ -134,14 +134,18 @@ func diffImages(t *testing.T, env *harness.Env, a, b *harness.Image) {
 		t.Errorf("A has %d layers, B %d", len(a.Manifest.Layers), len(b.Manifest.Layers))
 		return
 	}
+	if a.Manifest.MediaType != b.Manifest.MediaType || !reflect.DeepEqual(a.Manifest.Annotations, b.Manifest.Annotations) {
+		t.Errorf("manifests differ: A %s %v, B %s %v", a.Manifest.MediaType, a.Manifest.Annotations, b.Manifest.MediaType, b.Manifest.Annotations)
+	}
 	hist := nonEmptyHistory(a)
 	for i := range a.Manifest.Layers {
-		if a.Manifest.Layers[i].Digest != b.Manifest.Layers[i].Digest {
+		la, lb := a.Manifest.Layers[i], b.Manifest.Layers[i]
+		if !reflect.DeepEqual(la, lb) {
 			what := ""
 			if i < len(hist) {
 				what = hist[i].CreatedBy
 			}
-			t.Errorf("layer %d (%s): A %s, B %s", i, what, a.Manifest.Layers[i].Digest, b.Manifest.Layers[i].Digest)
+			t.Errorf("layer %d (%s):\nA %+v\nB %+v", i, what, la, lb)
 		}
 	}
 }
@@ -328,6 +332,7 @@ func TestScalingRegistryCache(t *testing.T) {
 			}
 			if b.Digest == "" || b.Digest != a.Digest {
 				t.Errorf("daemon B made %s, daemon A %s", b.Digest, a.Digest)
+				diffImages(t, env, env.Inspect(t, a.Ref).Images[0], env.Inspect(t, b.Ref).Images[0])
 			}
 			if out := other.Run(t, b.Ref, harness.RunOpts{}); out != "leaf v1\n" {
 				t.Errorf("image printed %q", out)
@@ -336,6 +341,40 @@ func TestScalingRegistryCache(t *testing.T) {
 				t.Logf("daemon B's log:\n%s", b.Log)
 			}
 		})
+	}
+}
+
+// TestScalingCacheAfterEstargz covers a builder that also pushes eStargz
+// images. BuildKit keeps every compression it ever made of a layer, and a
+// mode=max cache export may carry any of them; a daemon importing that
+// cache then pushes the eStargz blob as the gzip layer, and its image
+// differs. compression=gzip,force-compression=true on the cache export
+// keeps the cache to the blobs the gzip images use.
+func TestScalingCacheAfterEstargz(t *testing.T) {
+	env := harness.Require(t)
+	a, b := env.StartDaemon(t), env.StartDaemon(t)
+	dir := projectContext(t, env)
+	opts := harness.BuildOpts{BuildArgs: map[string]string{"SALT": salt(t)}}
+	gzipped := a.Build(t, harness.Buildctl, dir, opts)
+
+	esgz := opts
+	esgz.Output = "type=image,name=" + env.NewRef("estargz") +
+		",push=true,registry.insecure=true,oci-mediatypes=true,compression=estargz,force-compression=true"
+	a.Build(t, harness.Buildctl, dir, esgz)
+
+	ref := fmt.Sprintf("%s/cache/estargz:%d", env.Registry, time.Now().UnixNano())
+	exported := a.Build(t, harness.Buildctl, dir, withCache(opts, harness.Cache{Exports: []string{
+		"type=registry,ref=" + ref + ",mode=max,registry.insecure=true,compression=gzip,force-compression=true"}}))
+	imported := b.Build(t, harness.Buildctl, dir, withCache(opts, harness.Cache{Imports: []string{
+		"type=registry,ref=" + ref + ",registry.insecure=true"}}))
+	if got := harness.Built(imported.Log); len(got) != 0 {
+		t.Errorf("daemon B built %v with the cache imported", got)
+	}
+	for _, r := range []*harness.Result{exported, imported} {
+		if r.Digest != gzipped.Digest {
+			t.Errorf("%s is %s, the first gzip image %s", r.Ref, r.Digest, gzipped.Digest)
+			diffImages(t, env, env.Inspect(t, gzipped.Ref).Images[0], env.Inspect(t, r.Ref).Images[0])
+		}
 	}
 }
 
