@@ -47,8 +47,11 @@ type run struct {
 	NewBytes      int64
 	NewLayerBytes int64
 	NewBlobs      int
-	Image         *harness.Image
-	FE            feStats
+	// NewLayers says, for each new layer blob, what it holds (its history
+	// entry) and its size.
+	NewLayers []string
+	Image     *harness.Image
+	FE        feStats
 }
 
 func (r *run) ok() bool { return r != nil && r.Err == nil }
@@ -110,6 +113,9 @@ func (b *bench) build(label string, tl tool, dir, file, ref, salt string, args m
 		logf("%s: %s build FAILED: %v", label, tl, r.Err)
 	} else {
 		logf("%s: %s %.1fs, %d derivations built, %s pushed", label, tl, r.Wall.Seconds(), len(r.Built), human(r.pushed()))
+		if len(r.NewLayers) > 0 && len(r.NewLayers) <= 10 {
+			logf("  new layers: %s", strings.Join(r.NewLayers, "; "))
+		}
 	}
 	b.runs = append(b.runs, r)
 	return r
@@ -124,8 +130,18 @@ func (b *bench) attribute(r *run) {
 		layer bool
 	}
 	blobs := []blob{{img.Digest, false}, {img.Manifest.Config.Digest, false}}
-	for _, l := range img.Manifest.Layers {
+	var what []string
+	for _, h := range img.Config.History {
+		if !h.EmptyLayer {
+			what = append(what, h.CreatedBy)
+		}
+	}
+	describe := map[digest.Digest]string{}
+	for i, l := range img.Manifest.Layers {
 		blobs = append(blobs, blob{l.Digest, true})
+		if i < len(what) {
+			describe[l.Digest] = what[i]
+		}
 	}
 	for _, bl := range blobs {
 		fi, err := os.Stat(b.blobPath(bl.d))
@@ -137,6 +153,7 @@ func (b *bench) attribute(r *run) {
 			r.NewBlobs++
 			if bl.layer {
 				r.NewLayerBytes += fi.Size()
+				r.NewLayers = append(r.NewLayers, fmt.Sprintf("%s (%s)", describe[bl.d], human(fi.Size())))
 			}
 		}
 	}
