@@ -2,8 +2,8 @@
 // one layer per store path, whose bytes depend on nothing but that path, so
 // registries and pulls share them between images, builds and machines.
 // Past a layer budget the largest paths keep their own layers and the rest
-// share a few groups chosen by store hash, so a changed path moves as few
-// layers as possible.
+// share a few groups chosen by store path name, so a rebuilt package
+// changes one group and no other.
 package storelayers
 
 import (
@@ -61,7 +61,7 @@ func (l Layer) Describe() string {
 
 // Plan assigns paths to at most budget layers. With room for every path,
 // each gets its own layer. Otherwise a quarter of the budget becomes groups
-// keyed by the store hash (stable whatever else is in the closure), and the
+// keyed by store path name (stable whatever else is in the closure), and the
 // largest paths fill the rest with layers of their own. Paths is sorted by
 // path; so is the result within each layer, and layers are ordered own
 // layers first (by path), then groups.
@@ -82,11 +82,18 @@ func Plan(paths []steps.PathInfo, budget int) []Layer {
 	}
 	own := budget - groups
 	bySize := append([]steps.PathInfo(nil), paths...)
+	// Ties in size go by name before the store hash, so that a rebuilt
+	// package of the same size stays on its side of the line between own
+	// layers and groups.
 	sort.SliceStable(bySize, func(i, j int) bool {
-		if bySize[i].NarSize != bySize[j].NarSize {
-			return bySize[i].NarSize > bySize[j].NarSize
+		a, b := bySize[i], bySize[j]
+		if a.NarSize != b.NarSize {
+			return a.NarSize > b.NarSize
 		}
-		return bySize[i].Path < bySize[j].Path
+		if na, nb := a.Name(), b.Name(); na != nb {
+			return na < nb
+		}
+		return a.Path < b.Path
 	})
 	keep := map[string]bool{}
 	for _, p := range bySize[:own] {
@@ -110,15 +117,17 @@ func Plan(paths []steps.PathInfo, budget int) []Layer {
 	return out
 }
 
-// bucket picks a group from the store hash, which does not change when
-// other paths of the closure do.
+// bucket picks a group from the store path's name (what follows the
+// hash): neither other paths of the closure nor a rebuild of the same
+// package change it, so the rebuilt path replaces the old one in the same
+// group and one group changes, where a key from the store hash would change
+// two (the old path's group loses it, another gains the new one). The
+// version stays in the key: without it, families of paths whose names
+// differ only after a dash and a digit ("part-1", "part-2", …) would all
+// crowd into one group.
 func bucket(storePath string, n int) int {
 	h := fnv.New32a()
-	base := path.Base(storePath)
-	if i := strings.IndexByte(base, '-'); i > 0 {
-		base = base[:i]
-	}
-	h.Write([]byte(base))
+	h.Write([]byte(steps.StorePathName(storePath)))
 	return int(h.Sum32() % uint32(n))
 }
 

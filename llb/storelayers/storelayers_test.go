@@ -86,7 +86,38 @@ func TestPlanChangedSmallPathMovesFewLayers(t *testing.T) {
 			differ++
 		}
 	}
-	if differ > 2 {
-		t.Errorf("changing one small path changed %d layers, want at most 2", differ)
+	if differ != 1 {
+		t.Errorf("changing one small path changed %d layers, want 1", differ)
 	}
+}
+
+// A rebuilt package as large as others keeps its own layer, or its group:
+// ties in size do not go by store hash.
+func TestPlanRebuildKeepsItsSideOfTheBudget(t *testing.T) {
+	// 300 paths of equal size: the line between own layers and groups
+	// falls among equals.
+	paths := closure(300, func(int) int64 { return 7 })
+	for i := range paths {
+		changed := append([]steps.PathInfo(nil), paths...)
+		changed[i].Path = fmt.Sprintf("/nix/store/zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz-p%d", i)
+		before, after := ownLayers(Plan(paths, 98)), ownLayers(Plan(changed, 98))
+		if before[paths[i].Path] != after[changed[i].Path] || len(before) != len(after) {
+			t.Fatalf("p%d: own layer before %v, after %v", i, before[paths[i].Path], after[changed[i].Path])
+		}
+		delete(before, paths[i].Path)
+		delete(after, changed[i].Path)
+		if !reflect.DeepEqual(before, after) {
+			t.Fatalf("rebuilding p%d changed which other paths have layers of their own", i)
+		}
+	}
+}
+
+func ownLayers(layers []Layer) map[string]bool {
+	out := map[string]bool{}
+	for _, l := range layers {
+		if len(l.Paths) == 1 {
+			out[l.Paths[0].Path] = true
+		}
+	}
+	return out
 }
