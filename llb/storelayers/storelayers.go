@@ -1,9 +1,9 @@
 // Package storelayers turns a closure of Nix store paths into image layers:
 // one layer per store path, whose bytes depend on nothing but that path, so
 // registries and pulls share them between images, builds and machines.
-// Past a layer budget the largest paths keep their own layers and the rest
-// share a few groups chosen by store path name, so a rebuilt package
-// changes one group and no other.
+// Past a layer budget the closure's roots and its largest paths keep their
+// own layers and the rest share a few groups chosen by store path name, so
+// a rebuilt package changes one group and no other.
 package storelayers
 
 import (
@@ -62,7 +62,10 @@ func (l Layer) Describe() string {
 // Plan assigns paths to at most budget layers. With room for every path,
 // each gets its own layer. Otherwise a quarter of the budget becomes groups
 // keyed by store path name (stable whatever else is in the closure), and the
-// largest paths fill the rest with layers of their own. Paths is sorted by
+// rest are layers of their own: first for the closure's roots, the paths no
+// other path refers to (what was installed), then for the largest paths.
+// Roots change with every change of the application, and in a group they
+// would take their layer-mates along to every push. Paths is sorted by
 // path; so is the result within each layer, and layers are ordered own
 // layers first (by path), then groups.
 func Plan(paths []steps.PathInfo, budget int) []Layer {
@@ -81,12 +84,16 @@ func Plan(paths []steps.PathInfo, budget int) []Layer {
 		groups = 1
 	}
 	own := budget - groups
+	roots := closureRoots(paths)
 	bySize := append([]steps.PathInfo(nil), paths...)
 	// Ties in size go by name before the store hash, so that a rebuilt
 	// package of the same size stays on its side of the line between own
 	// layers and groups.
 	sort.SliceStable(bySize, func(i, j int) bool {
 		a, b := bySize[i], bySize[j]
+		if ra, rb := roots[a.Path], roots[b.Path]; ra != rb {
+			return ra
+		}
 		if a.NarSize != b.NarSize {
 			return a.NarSize > b.NarSize
 		}
@@ -115,6 +122,26 @@ func Plan(paths []steps.PathInfo, budget int) []Layer {
 		}
 	}
 	return out
+}
+
+// closureRoots returns the paths of the closure that no other path of it
+// refers to.
+func closureRoots(paths []steps.PathInfo) map[string]bool {
+	referred := map[string]bool{}
+	for _, p := range paths {
+		for _, r := range p.References {
+			if r != p.Path {
+				referred[r] = true
+			}
+		}
+	}
+	roots := map[string]bool{}
+	for _, p := range paths {
+		if !referred[p.Path] {
+			roots[p.Path] = true
+		}
+	}
+	return roots
 }
 
 // bucket picks a group from the store path's name (what follows the

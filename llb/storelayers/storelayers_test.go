@@ -121,3 +121,26 @@ func ownLayers(layers []Layer) map[string]bool {
 	}
 	return out
 }
+
+// The closure's roots keep layers of their own however small they are:
+// they change whenever the application does.
+func TestPlanRootsKeepTheirOwnLayers(t *testing.T) {
+	paths := closure(300, func(i int) int64 { return int64(i + 1000) })
+	// p0 and p1 are the smallest paths; p0 refers to all others but p1,
+	// p1 to p0: p1 is the only root.
+	for i := 2; i < 300; i++ {
+		paths[0].References = append(paths[0].References, paths[i].Path)
+	}
+	paths[0].References = append(paths[0].References, paths[0].Path) // a self-reference does not count
+	paths[1].References = []string{paths[0].Path}
+	own := ownLayers(Plan(paths, 98))
+	if !own[paths[1].Path] {
+		t.Errorf("the root %s has no layer of its own", paths[1].Path)
+	}
+	if own[paths[0].Path] {
+		t.Errorf("%s, small and no root, has a layer of its own", paths[0].Path)
+	}
+	if len(own) != 98-98/4 {
+		t.Errorf("%d own layers, want %d", len(own), 98-98/4)
+	}
+}
