@@ -3,11 +3,13 @@ package integration
 import (
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
 
 	"github.com/nix-frontend/nix-frontend/integration/harness"
+	digest "github.com/opencontainers/go-digest"
 )
 
 // TestParallelBuilds checks that independent derivations build in
@@ -107,14 +109,16 @@ func TestClosureLayers(t *testing.T) {
 func TestLargeClosure(t *testing.T) {
 	env := harness.Require(t)
 	dir := env.Context(t, map[string]string{
-		"Nixfile": "FROM scratch\nARG SALT\nINSTALL --file=default.nix --argstr salt=${SALT} top\n",
-		"default.nix": `{ salt }:
+		"Nixfile": "FROM scratch\nARG SALT\nARG REV=1\nINSTALL --file=default.nix --argstr salt=${SALT} --argstr rev=${REV} top\n",
+		"default.nix": `{ salt, rev ? "1" }:
 let
   bb = builtins.path { path = ./busybox; name = "busybox"; };
   sh = "${bb}/bin/busybox";
   mk = name: script: derivation { inherit name salt; system = builtins.currentSystem; builder = sh; args = [ "sh" "-c" script ]; };
   # Sizes spread from a few bytes to 64 KiB, so some paths are larger.
-  part = i: mk "part${toString i}" "${sh} mkdir -p $out; ${sh} head -c ${toString (i * i)} /dev/zero > $out/data";
+  # part3, one of the smallest, has revisions.
+  part = i: mk "part${toString i}" ("${sh} mkdir -p $out; ${sh} head -c ${toString (i * i)} /dev/zero > $out/data"
+    + (if i == 3 then "; echo ${rev} > $out/rev" else ""));
   parts = builtins.genList part 300;
 in {
   top = mk "top" "${sh} mkdir -p $out/share; echo ${toString parts} > $out/share/parts";
@@ -132,7 +136,8 @@ in {
 	if len(own) < 50 {
 		t.Errorf("only %d store paths have their own layer", len(own))
 	}
-	for _, big := range []string{"part299", "part298", "part250"} {
+	// The largest paths, and the root however small, have layers of their own.
+	for _, big := range []string{"part299", "part298", "part250", "top"} {
 		found := false
 		for p := range own {
 			if strings.HasSuffix(p, "-"+big) {
@@ -147,5 +152,27 @@ in {
 	second := env.Build(t, harness.Buildctl, dir, harness.BuildOpts{BuildArgs: args})
 	if second.Digest != first.Digest {
 		t.Errorf("second build gave %s, first %s", second.Digest, first.Digest)
+	}
+	// A new revision of part3, which shares a layer with other small paths,
+	// changes three layers: part3's group (which it stays in), the root
+	// that refers to it, and the links.
+	args["REV"] = "2"
+	third := env.Build(t, harness.InProcess, dir, harness.BuildOpts{BuildArgs: args})
+	if got := harness.Built(third.Log); !reflect.DeepEqual(got, []string{"part3", "top"}) {
+		t.Errorf("the new revision built %v, want part3 and top", got)
+	}
+	before := map[digest.Digest]bool{}
+	for _, l := range img.Manifest.Layers {
+		before[l.Digest] = true
+	}
+	after := env.Inspect(t, third.Ref).Images[0]
+	var changed []string
+	for i, h := range nonEmptyHistory(after) {
+		if !before[after.Manifest.Layers[i].Digest] {
+			changed = append(changed, h.CreatedBy)
+		}
+	}
+	if len(changed) != 3 || len(after.Manifest.Layers) != len(img.Manifest.Layers) {
+		t.Errorf("%d of %d layers changed, want 3 of %d: %v", len(changed), len(after.Manifest.Layers), len(img.Manifest.Layers), changed)
 	}
 }
