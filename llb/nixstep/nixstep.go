@@ -45,9 +45,14 @@ func Resolve(ctx context.Context, resolver sourceresolver.ImageMetaResolver, nix
 	if err != nil {
 		return nil, fmt.Errorf("the Nix image %s: %w (set the NIX_IMAGE build argument to an image with Nix)", nixImage, err)
 	}
-	helperRef, _, _, err := resolve(ctx, resolver, helperImage, platform)
+	helperRef, helperDgst, _, err := resolve(ctx, resolver, helperImage, platform)
 	if err != nil {
 		return nil, fmt.Errorf("the nix-frontend image %s: %w", helperImage, err)
+	}
+	// The frontend image holds no Nix; said here, before BuildKit fails on
+	// the one image mounted twice in every step.
+	if nixDgst == helperDgst {
+		return nil, fmt.Errorf("the Nix image %s is the nix-frontend image itself, which has no Nix: set the NIX_IMAGE build argument to an image with Nix, such as nixos/nix", nixImage)
 	}
 	img, err := llb.Image(nixRef, llb.Platform(platform), llb.WithCustomName("[nix] load "+nixImage)).WithImageConfig(cfg)
 	if err != nil {
