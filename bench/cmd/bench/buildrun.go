@@ -130,19 +130,10 @@ func (b *bench) attribute(r *run) {
 		layer bool
 	}
 	blobs := []blob{{img.Digest, false}, {img.Manifest.Config.Digest, false}}
-	var what []string
-	for _, h := range img.Config.History {
-		if !h.EmptyLayer {
-			what = append(what, h.CreatedBy)
-		}
-	}
-	describe := map[digest.Digest]string{}
-	for i, l := range img.Manifest.Layers {
+	for _, l := range img.Manifest.Layers {
 		blobs = append(blobs, blob{l.Digest, true})
-		if i < len(what) {
-			describe[l.Digest] = what[i]
-		}
 	}
+	describe := layerCreatedBy(img)
 	for _, bl := range blobs {
 		fi, err := os.Stat(b.blobPath(bl.d))
 		if err != nil {

@@ -246,18 +246,28 @@ func (b *bench) blobList(sb *strings.Builder, r *run, now, before closure) {
 // layerDescriptions maps an image's layers to their history's created_by.
 func layerDescriptions(img *harness.Image) map[digest.Digest]string {
 	out := map[digest.Digest]string{}
+	for d, createdBy := range layerCreatedBy(img) {
+		s := strings.TrimPrefix(createdBy, "nix-frontend: ")
+		s = strings.ReplaceAll(s, "/bin/sh -c ", "")
+		if len(s) > 140 {
+			s = s[:140] + "…"
+		}
+		out[d] = "`" + s + "`"
+	}
+	return out
+}
+
+// layerCreatedBy maps each layer of an image to its history entry's
+// created_by: the history's entries that are not empty layers, in order.
+func layerCreatedBy(img *harness.Image) map[digest.Digest]string {
+	out := map[digest.Digest]string{}
 	i := 0
 	for _, h := range img.Config.History {
 		if h.EmptyLayer {
 			continue
 		}
 		if i < len(img.Manifest.Layers) {
-			s := strings.TrimPrefix(h.CreatedBy, "nix-frontend: ")
-			s = strings.ReplaceAll(s, "/bin/sh -c ", "")
-			if len(s) > 140 {
-				s = s[:140] + "…"
-			}
-			out[img.Manifest.Layers[i].Digest] = "`" + s + "`"
+			out[img.Manifest.Layers[i].Digest] = h.CreatedBy
 		}
 		i++
 	}
