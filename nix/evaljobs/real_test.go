@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/nix-frontend/nix-frontend/nix/internal/nixtest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nix-frontend/nix-frontend/nix/internal/nixtest"
 )
 
 func writeFile(t *testing.T, name, content string) {
