@@ -81,7 +81,7 @@ func setupFlake(t *testing.T) (nix, dir string, env []string) {
 	dir = filepath.Join(root, "src")
 	nixtest.Busybox(t, dir)
 	writeFile(t, filepath.Join(dir, "flake.nix"), flakeNix)
-	return nix, dir, nixtest.Env(root, "state", "")
+	return nix, dir, nixtest.Env(t, root, "state", "")
 }
 
 func TestEvaluateFlake(t *testing.T) {
@@ -225,7 +225,7 @@ func TestEvaluateFile(t *testing.T) {
 	nixtest.Busybox(t, src)
 	file := filepath.Join(src, "default.nix")
 	writeFile(t, file, fileNix)
-	env := nixtest.Env(root, "state", "")
+	env := nixtest.Env(t, root, "state", "")
 	// Reaches the .drv unchanged only if it is quoted right.
 	const note = "a \"quoted\" ${not.interpolated} $HOME \\ back\nslash"
 

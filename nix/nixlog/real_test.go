@@ -44,7 +44,7 @@ func TestRealNixBuild(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "builds.nix"), []byte(buildsNix), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	env := nixtest.Env(root, "state", "experimental-features = nix-command flakes\n")
+	env := nixtest.Env(t, root, "state", "experimental-features = nix-command flakes\n")
 
 	var out bytes.Buffer
 	dec := NewDecoder(&out)
@@ -110,7 +110,7 @@ func TestRealNixBuild(t *testing.T) {
 	dec = NewDecoder(&out)
 	cmd = exec.Command(nix, "build", "--no-link", "-L", "--log-format", "internal-json",
 		"--option", "substituters", cache, "--option", "require-sigs", "false", okOut)
-	cmd.Env = nixtest.Env(root, "state2", "experimental-features = nix-command flakes\n")
+	cmd.Env = nixtest.Env(t, root, "state2", "experimental-features = nix-command flakes\n")
 	cmd.Stderr = dec
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("substituting build: %v\n%s", err, out.String())

@@ -72,8 +72,18 @@ func StoreTempDir(t testing.TB) string {
 // Env is an environment for a private, offline Nix store under root: the
 // store lives in root/store (so paths differ from /nix/store), state in
 // root/<state>; nothing is substituted; builds run without a sandbox or
-// build users. extraConfig is appended to NIX_CONFIG.
-func Env(root, state, extraConfig string) []string {
+// build users. extraConfig is appended to NIX_CONFIG. The store is
+// initialised before Env returns, as the build steps initialise theirs:
+// Nix 2.8 processes that start at once on an empty store race to create
+// its state, and one fails ("creating symlink ... File exists").
+func Env(t testing.TB, root, state, extraConfig string) []string {
+	t.Helper()
+	env := envFor(root, state, extraConfig)
+	Output(t, "nix-store", env, "--init")
+	return env
+}
+
+func envFor(root, state, extraConfig string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "NIX_") {
