@@ -47,15 +47,21 @@ func (n *Nixfile) Dockerfile(contextName func(*Stage) string) []byte {
 	return bytes.Join(lines, nil)
 }
 
-// rewriteFrom keeps the FROM keyword, the flags and the AS part as written,
-// so BuildKit's checks of them (casing, --platform rules) still apply.
+// rewriteFrom keeps the FROM keyword, the flags and the AS part, so
+// BuildKit's checks of them (casing, --platform rules) still apply.
+// BuildKit's parser gives the flags without their quotes; they are quoted
+// again, which keeps their meaning: BuildKit expands variables in a flag's
+// value however it was quoted.
 func (n *Nixfile) rewriteFrom(st *Stage, ctx string) string {
-	kw, rest := firstWord(st.from.Original)
-	flags := rawFlagWords(rest, n.EscapeToken)
-	if len(flags) > len(st.from.Flags) {
-		flags = flags[:len(st.from.Flags)]
+	kw, _ := firstWord(st.from.Original)
+	parts := []string{kw}
+	for _, f := range st.from.Flags {
+		name, value, ok := strings.Cut(f, "=")
+		if ok {
+			f = name + "=" + quote(value, n.EscapeToken)
+		}
+		parts = append(parts, f)
 	}
-	parts := append([]string{kw}, flags...)
 	parts = append(parts, ctx)
 	var args []string
 	for a := st.from.Next; a != nil; a = a.Next {
@@ -97,4 +103,19 @@ func lineSpan(loc []parser.Range) (int, int) {
 		return 0, -1
 	}
 	return loc[0].Start.Line, loc[len(loc)-1].End.Line
+}
+
+// quote puts a word in double quotes for BuildKit's parser, escaping what
+// is special inside them.
+func quote(s string, escape rune) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		if r == '"' || r == escape {
+			b.WriteRune(escape)
+		}
+		b.WriteRune(r)
+	}
+	b.WriteByte('"')
+	return b.String()
 }

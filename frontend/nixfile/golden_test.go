@@ -45,13 +45,8 @@ type dumpStage struct {
 type dumpInstall struct {
 	Lines        [2]int   `json:"lines"`
 	CommandIndex int      `json:"commandIndex"`
-	Installables []string `json:"installables,omitempty"`
-	File         string   `json:"file,omitempty"`
-	Args         []NixArg `json:"args,omitempty"`
-	Link         string   `json:"link,omitempty"`
-	Priority     *int     `json:"priority,omitempty"`
-	Impure       bool     `json:"impure,omitempty"`
-	System       string   `json:"system,omitempty"`
+	Words        []string `json:"words,omitempty"`
+	Flags        []string `json:"flags,omitempty"`
 }
 
 type dumpCommand struct {
@@ -90,13 +85,9 @@ func dump(nf *Nixfile) dumpFile {
 	for _, st := range nf.Stages {
 		ds := dumpStage{Index: st.Index, Name: st.Name, BaseName: st.BaseName, Platform: st.Platform, Lines: lines(st.Location)}
 		for _, in := range st.Installs {
-			di := dumpInstall{
-				Lines: lines(in.Location), CommandIndex: in.CommandIndex, Installables: in.Installables,
-				File: in.File, Args: in.Args, Link: in.Link, Impure: in.Impure, System: in.System,
-			}
-			if in.HasPriority {
-				p := in.Priority
-				di.Priority = &p
+			di := dumpInstall{Lines: lines(in.Location), CommandIndex: in.CommandIndex, Words: in.Words}
+			for _, f := range in.Flags {
+				di.Flags = append(di.Flags, f.Name+"="+f.Value)
 			}
 			ds.Installs = append(ds.Installs, di)
 		}

@@ -9,57 +9,189 @@ import (
 
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
+	"github.com/nix-frontend/nix-frontend/nix/storepath"
 	"github.com/pkg/errors"
 )
 
-// Install is one INSTALL instruction.
-//
-// Until Expand is called, every string field holds the word as written in the
-// Nixfile: quotes, escapes and ${VAR} references included, exactly like the
-// fields of BuildKit's typed Dockerfile commands. Expand returns the final
-// values.
+// InstallLine is an INSTALL instruction as written: its words and flag
+// values hold quotes, escapes and ${VAR} references exactly as in the
+// Nixfile, like the fields of BuildKit's typed Dockerfile commands. Expand
+// turns it into an Install.
+type InstallLine struct {
+	Location []parser.Range
+	// Words are the installables: flake references (".#hello",
+	// "nixpkgs#hello") or, with --file, attribute paths in that file.
+	Words []string
+	// Flags are the flags in the order written.
+	Flags []Flag
+	// CommandIndex is how many of the stage's Commands come before this
+	// INSTALL: an ARG in Commands[:CommandIndex] is in scope for it.
+	CommandIndex int
+}
+
+// Flag is one flag of an INSTALL line, its value as written.
+type Flag struct {
+	Name  string // without "--"
+	Value string
+}
+
+// Install is an INSTALL line with every word and flag expanded and checked.
 type Install struct {
 	Location []parser.Range
-	// Installables are flake references (".#hello", "./sub#pkgs.app",
-	// "path:./x#a", "github:o/r#x", "nixpkgs#hello") or, when File is set,
-	// attribute paths in that file ("hello", "tools.jq"). Empty only with
-	// File set, meaning the file's own value.
+	// Installables are flake references or, when File is set, attribute
+	// paths in that file. Empty only with File set, meaning the file's own
+	// value.
 	Installables []string
 	// File is the --file path in the build context; "" selects flake mode.
 	File string
 	// Args are --arg and --argstr, in order.
 	Args []NixArg
-	// Link is the directory the symlink tree of the installed paths goes to.
+	// Link is the directory the link tree of the installed paths goes to:
 	// "" leaves it to the converter ("/" on FROM scratch, "/usr/local"
-	// otherwise); "none" means no link tree.
+	// otherwise), "none" means no link tree.
 	Link string
-	// Priority resolves conflicting files in the link tree the way
-	// nix-env --set-flag priority does: the LOWER number wins. Only
-	// meaningful when HasPriority; final after Expand.
-	Priority    int
-	HasPriority bool
+	// Priority resolves conflicting files in the link tree the way nix-env
+	// --set-flag priority does: the lower number wins.
+	Priority int
 	// Impure evaluates without pure-eval restrictions (nix --impure).
 	Impure bool
-	// System is the Nix system to build for (x86_64-linux, ...); "" derives
-	// it from the stage's target platform.
+	// System is the Nix system to build for; "" derives it from the
+	// stage's target platform.
 	System string
-	// CommandIndex is how many of the stage's Commands come before this
-	// INSTALL: an ARG in Commands[:CommandIndex] is in scope for it.
-	CommandIndex int
-
-	priority string // --priority as written; parsed by Expand
+	// Network lets the line's builders use BuildKit's network: "default",
+	// or "" (--network=none, the default) for none.
+	Network string
 }
 
-// NixArg is a --arg NAME=EXPR (a Nix expression) or, with String set,
-// an --argstr NAME=VALUE (a plain string).
+// NixArg is a --arg NAME=EXPR (a Nix expression) or, with String set, an
+// --argstr NAME=VALUE (a plain string).
 type NixArg struct {
 	Name   string
 	Value  string
 	String bool
 }
 
-// installFlags are INSTALL's flags in the order they are listed to users.
-var installFlags = []string{"file", "arg", "argstr", "link", "priority", "impure", "system"}
+// installFlag is one INSTALL flag: the one place that says how it is
+// written, explained, checked and stored. Adding a flag is adding a row.
+type installFlag struct {
+	name string
+	// usage is how the flag is written, shown in errors.
+	usage string
+	// example is a valid value: the tests use it, and so do checks of a
+	// line whose value for the flag depends on variables.
+	example string
+	// boolean flags take no value, or true/false.
+	boolean bool
+	// repeat lets the flag be given more than once.
+	repeat bool
+	// apply checks an expanded value and stores it.
+	apply func(in *Install, value string) *problem
+}
+
+var installFlags = []installFlag{
+	{name: "file", usage: "--file=<path of a .nix file in the build context>", example: "default.nix",
+		apply: func(in *Install, v string) *problem {
+			if v == "" {
+				return &problem{"--file is empty", "--file=<path of a .nix file in the build context>"}
+			}
+			in.File = v
+			return nil
+		}},
+	{name: "arg", repeat: true, usage: argUsage(false), example: "enable=true", apply: argFlag(false)},
+	{name: "argstr", repeat: true, usage: argUsage(true), example: "version=1.2", apply: argFlag(true)},
+	{name: "link", usage: "--link=<absolute directory> or --link=none", example: "/opt/tools",
+		apply: func(in *Install, v string) *problem {
+			if v != "none" && !path.IsAbs(v) {
+				return &problem{fmt.Sprintf("--link must be an absolute directory or none, got %q", v), "e.g. --link=/usr/local"}
+			}
+			if v != "none" {
+				v = path.Clean(v)
+			}
+			in.Link = v
+			return nil
+		}},
+	{name: "priority", usage: "--priority=<integer>; lower wins", example: "5",
+		apply: func(in *Install, v string) *problem {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				return &problem{fmt.Sprintf("--priority must be an integer, got %q", v), "lower numbers win, as with nix-env --set-flag priority"}
+			}
+			in.Priority = n
+			return nil
+		}},
+	{name: "impure", boolean: true, usage: "--impure, or --impure=true|false", example: "true",
+		apply: func(in *Install, v string) *problem {
+			switch v {
+			case "", "true":
+				in.Impure = true
+			case "false":
+				in.Impure = false
+			default:
+				return &problem{fmt.Sprintf("--impure takes no value or true/false, got %q", v), ""}
+			}
+			return nil
+		}},
+	{name: "system", usage: "--system=<arch>-<os>, e.g. x86_64-linux", example: "aarch64-linux",
+		apply: func(in *Install, v string) *problem {
+			if storepath.ValidateSystem(v) != nil {
+				return &problem{fmt.Sprintf("--system=%q is not a Nix system", v), "use <arch>-<os>, e.g. x86_64-linux or aarch64-linux"}
+			}
+			in.System = v
+			return nil
+		}},
+	{name: "network", usage: "--network=none (the default: builders have no network) or --network=default", example: "default",
+		apply: func(in *Install, v string) *problem {
+			switch v {
+			case "none":
+				in.Network = ""
+			case "default":
+				in.Network = v
+			default:
+				return &problem{fmt.Sprintf("--network=%q is not a network mode INSTALL knows", v), "--network=none (the default: builders have no network) or --network=default"}
+			}
+			return nil
+		}},
+}
+
+func lookupFlag(name string) (installFlag, bool) {
+	for _, f := range installFlags {
+		if f.name == name {
+			return f, true
+		}
+	}
+	return installFlag{}, false
+}
+
+var reNixIdent = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_'-]*$`)
+
+func argUsage(isString bool) string {
+	if isString {
+		return "--argstr NAME=<string>, e.g. --argstr version=1.2"
+	}
+	return "--arg NAME=<Nix expression>, e.g. --arg enableX=true"
+}
+
+// argFlag is --arg (a Nix expression) or --argstr (a string): NAME=VALUE.
+func argFlag(isString bool) func(*Install, string) *problem {
+	flag := "--arg"
+	if isString {
+		flag = "--argstr"
+	}
+	return func(in *Install, v string) *problem {
+		name, value, ok := strings.Cut(v, "=")
+		switch {
+		case !ok:
+			return &problem{fmt.Sprintf("%s expects NAME=VALUE, got %q", flag, v),
+				argUsage(isString) + "; the nix CLI form " + flag + " NAME VALUE is written " + flag + " NAME=VALUE here"}
+		case !reNixIdent.MatchString(name):
+			return &problem{fmt.Sprintf("%s: %q is not a Nix identifier", flag, name), "argument names are letters, digits, _, ' and -, not starting with a digit"}
+		case value == "" && !isString:
+			return &problem{fmt.Sprintf("--arg %s= has no Nix expression", name), "use --argstr " + name + "= to pass an empty string"}
+		}
+		in.Args = append(in.Args, NixArg{Name: name, Value: value, String: isString})
+		return nil
+	}
+}
 
 // flagHints answer the flags people bring from the nix CLI or from other
 // Dockerfile instructions.
@@ -71,14 +203,30 @@ var flagHints = map[string]string{
 	"--attr":     "with --file, list the attribute paths as words: INSTALL --file=default.nix hello",
 }
 
-var (
-	reNixIdent  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_'-]*$`)
-	reNixSystem = regexp.MustCompile(`^[a-z0-9_]+-[a-z0-9_]+$`)
-)
-
 func flagList() string {
-	return "--" + strings.Join(installFlags, ", --")
+	names := make([]string, len(installFlags))
+	for i, f := range installFlags {
+		names[i] = "--" + f.name
+	}
+	return strings.Join(names, ", ")
 }
+
+func unknownFlagHint(name string) string {
+	valid := "valid flags: " + flagList()
+	if h, ok := flagHints[name]; ok {
+		return h + "; " + valid
+	}
+	opts := make([]string, len(installFlags))
+	for i, f := range installFlags {
+		opts[i] = "--" + f.name
+	}
+	if m, ok := closest(name, opts); ok {
+		return "did you mean " + m + "? " + valid
+	}
+	return valid
+}
+
+type problem struct{ msg, suggest string }
 
 // install parses an INSTALL node from its joined source line.
 func (p *parseState) install(node *parser.Node) {
@@ -90,39 +238,34 @@ func (p *parseState) install(node *parser.Node) {
 		return
 	}
 	in, probs := parseInstall(node.Original, p.nf.EscapeToken)
-	if in == nil {
-		in = &Install{}
-	}
 	in.Location = loc
 	in.CommandIndex = len(st.Commands)
+	if len(probs) == 0 {
+		probs = in.check(p.staticValue)
+	}
 	for _, pr := range probs {
 		p.errs.add(loc, pr.msg, pr.suggest)
-	}
-	if len(probs) == 0 {
-		for _, pr := range checkInstall(in, p.staticValue) {
-			p.errs.add(loc, pr.msg, pr.suggest)
-		}
 	}
 	st.Installs = append(st.Installs, in)
 	st.items = append(st.items, stageItem{node: node, install: in})
 }
 
-type problem struct{ msg, suggest string }
-
-func parseInstall(original string, escape rune) (*Install, []problem) {
+// parseInstall splits an INSTALL line into flags and words, and reports
+// what the table says is wrong with the flags' form.
+func parseInstall(original string, escape rune) (*InstallLine, []problem) {
 	_, rest := firstWord(original)
 	words, err := splitWords(rest, escape)
+	in := &InstallLine{}
 	if err != nil {
-		return nil, []problem{{msg: "INSTALL: " + err.Error(), suggest: "close every quote and ${...} on the same instruction"}}
+		return in, []problem{{msg: "INSTALL: " + err.Error(), suggest: "close every quote and ${...} on the same instruction"}}
 	}
-	in := &Install{}
 	var probs []problem
 	seen := map[string]bool{}
 	flagsDone := false
 	for i := 0; i < len(words); i++ {
 		w := words[i]
 		if flagsDone || !strings.HasPrefix(w, "-") || w == "-" {
-			in.Installables = append(in.Installables, w)
+			in.Words = append(in.Words, w)
 			continue
 		}
 		if w == "--" {
@@ -131,102 +274,27 @@ func parseInstall(original string, escape rune) (*Install, []problem) {
 			continue
 		}
 		name, val, hasVal := strings.Cut(w, "=")
-		flag := strings.TrimPrefix(name, "--")
-		if !strings.HasPrefix(name, "--") || !isInstallFlag(flag) {
+		f, ok := lookupFlag(strings.TrimPrefix(name, "--"))
+		if !strings.HasPrefix(name, "--") || !ok {
 			probs = append(probs, problem{msg: fmt.Sprintf("unknown flag %s for INSTALL", name), suggest: unknownFlagHint(name)})
 			continue
 		}
-		if flag != "arg" && flag != "argstr" {
-			if seen[flag] {
-				probs = append(probs, problem{msg: fmt.Sprintf("--%s is given more than once", flag), suggest: "keep one"})
-			}
-			seen[flag] = true
+		if seen[f.name] && !f.repeat {
+			probs = append(probs, problem{msg: fmt.Sprintf("--%s is given more than once", f.name), suggest: "keep one"})
 		}
-		if flag == "impure" {
-			switch {
-			case !hasVal || val == "true":
-				in.Impure = true
-			case val == "false":
-				in.Impure = false
-			default:
-				probs = append(probs, problem{msg: fmt.Sprintf("--impure takes no value or true/false, got %q", val)})
-			}
-			continue
-		}
-		if !hasVal {
+		seen[f.name] = true
+		if !hasVal && !f.boolean {
 			// Accept the nix CLI spelling "--file path" too.
 			if i+1 >= len(words) || strings.HasPrefix(words[i+1], "--") {
-				probs = append(probs, problem{msg: fmt.Sprintf("--%s needs a value", flag), suggest: flagUsage(flag)})
+				probs = append(probs, problem{msg: fmt.Sprintf("--%s needs a value", f.name), suggest: f.usage})
 				continue
 			}
 			i++
 			val = words[i]
 		}
-		switch flag {
-		case "file":
-			in.File = val
-		case "link":
-			in.Link = val
-		case "system":
-			in.System = val
-		case "priority":
-			in.priority = val
-			in.HasPriority = true
-		case "arg", "argstr":
-			n, v, ok := splitAssign(val, escape)
-			if !ok {
-				probs = append(probs, problem{
-					msg:     fmt.Sprintf("--%s expects NAME=VALUE, got %q", flag, val),
-					suggest: flagUsage(flag) + "; the nix CLI form --" + flag + " NAME VALUE is written --" + flag + " NAME=VALUE here",
-				})
-				continue
-			}
-			in.Args = append(in.Args, NixArg{Name: n, Value: v, String: flag == "argstr"})
-		}
+		in.Flags = append(in.Flags, Flag{Name: f.name, Value: val})
 	}
 	return in, probs
-}
-
-func isInstallFlag(name string) bool {
-	for _, f := range installFlags {
-		if f == name {
-			return true
-		}
-	}
-	return false
-}
-
-func unknownFlagHint(name string) string {
-	valid := "valid flags: " + flagList()
-	if h, ok := flagHints[name]; ok {
-		return h + "; " + valid
-	}
-	opts := make([]string, len(installFlags))
-	for i, f := range installFlags {
-		opts[i] = "--" + f
-	}
-	if m, ok := closest(name, opts); ok {
-		return "did you mean " + m + "? " + valid
-	}
-	return valid
-}
-
-func flagUsage(flag string) string {
-	switch flag {
-	case "file":
-		return "--file=<path of a .nix file in the build context>"
-	case "arg":
-		return "--arg NAME=<Nix expression>, e.g. --arg enableX=true"
-	case "argstr":
-		return "--argstr NAME=<string>, e.g. --argstr version=1.2"
-	case "link":
-		return "--link=<absolute directory> or --link=none"
-	case "priority":
-		return "--priority=<integer>; lower wins"
-	case "system":
-		return "--system=<arch>-<os>, e.g. x86_64-linux"
-	}
-	return ""
 }
 
 // evalFunc resolves a word as written. known is false when the value depends
@@ -248,82 +316,59 @@ type emptyEnv struct{}
 func (emptyEnv) Get(string) (string, bool) { return "", false }
 func (emptyEnv) Keys() []string            { return nil }
 
-// checkInstall validates an INSTALL with ev resolving its words. It also
-// stores the resolved priority in in (when known), and normalises nothing
-// else: callers decide what to keep.
-func checkInstall(in *Install, ev evalFunc) []problem {
+// resolve builds the Install of a line with ev resolving its words: flags
+// through the table, then what depends on several of them. A value that
+// depends on variables is checked when the line is expanded; until then
+// its flag's example stands in for it.
+func (l *InstallLine) resolve(ev evalFunc) (*Install, []problem) {
+	in := &Install{Location: l.Location}
 	var probs []problem
-	add := func(msg, sug string) { probs = append(probs, problem{msg, sug}) }
-	value := func(what, raw string) (string, bool) {
-		v, known, err := ev(raw)
+	for _, fl := range l.Flags {
+		f, _ := lookupFlag(fl.Name)
+		v, known, err := ev(fl.Value)
 		if err != nil {
-			add(fmt.Sprintf("%s %s: %v", what, raw, err), "")
-			return "", false
+			probs = append(probs, problem{msg: fmt.Sprintf("--%s=%s: %v", f.name, fl.Value, err)})
+			continue
 		}
-		return v, known
+		if !known {
+			v = f.example
+		}
+		if pr := f.apply(in, v); pr != nil {
+			probs = append(probs, *pr)
+		}
 	}
-
 	fileMode := in.File != ""
-	if fileMode {
-		if f, ok := value("--file", in.File); ok && f == "" {
-			add("--file is empty", flagUsage("file"))
-		}
-	}
-	if !fileMode && len(in.Installables) == 0 {
-		add("INSTALL needs at least one installable",
-			"e.g. INSTALL nixpkgs#hello, or INSTALL --file=default.nix to install the value of a Nix file")
+	if !fileMode && len(l.Words) == 0 {
+		probs = append(probs, problem{"INSTALL needs at least one installable",
+			"e.g. INSTALL nixpkgs#hello, or INSTALL --file=default.nix to install the value of a Nix file"})
 	}
 	if !fileMode && len(in.Args) > 0 {
 		a := "--arg"
 		if in.Args[0].String {
 			a = "--argstr"
 		}
-		add(a+" needs --file: flake installables take no arguments, a flake's outputs are already-applied values",
-			"evaluate a .nix file that is a function with --file=<path>, or add the configured package to the flake's outputs")
+		probs = append(probs, problem{a + " needs --file: flake installables take no arguments, a flake's outputs are already-applied values",
+			"evaluate a .nix file that is a function with --file=<path>, or add the configured package to the flake's outputs"})
 	}
-	for _, raw := range in.Installables {
-		v, ok := value("installable", raw)
-		if !ok {
-			continue
-		}
-		if fileMode {
+	for _, raw := range l.Words {
+		v, known, err := ev(raw)
+		switch {
+		case err != nil:
+			probs = append(probs, problem{msg: fmt.Sprintf("installable %s: %v", raw, err)})
+		case !known:
+		case fileMode:
 			probs = append(probs, checkAttrPath(v)...)
-		} else {
+		default:
 			probs = append(probs, checkFlakeRef(v)...)
 		}
+		in.Installables = append(in.Installables, v)
 	}
-	for _, a := range in.Args {
-		flag := "--arg"
-		if a.String {
-			flag = "--argstr"
-		}
-		if n, ok := value(flag+" name", a.Name); ok && !reNixIdent.MatchString(n) {
-			add(fmt.Sprintf("%s: %q is not a Nix identifier", flag, n), "argument names are letters, digits, _, ' and -, not starting with a digit")
-		}
-		if v, ok := value(flag+" value", a.Value); ok && v == "" && !a.String {
-			add(fmt.Sprintf("--arg %s= has no Nix expression", a.Name), "use --argstr "+a.Name+"= to pass an empty string")
-		}
-	}
-	if in.Link != "" {
-		if l, ok := value("--link", in.Link); ok && l != "none" && !path.IsAbs(l) {
-			add(fmt.Sprintf("--link must be an absolute directory or none, got %q", l), "e.g. --link=/usr/local")
-		}
-	}
-	if in.HasPriority {
-		if s, ok := value("--priority", in.priority); ok {
-			n, err := strconv.Atoi(strings.TrimSpace(s))
-			if err != nil {
-				add(fmt.Sprintf("--priority must be an integer, got %q", s), "lower numbers win, as with nix-env --set-flag priority")
-			} else {
-				in.Priority = n
-			}
-		}
-	}
-	if in.System != "" {
-		if s, ok := value("--system", in.System); ok && !reNixSystem.MatchString(s) {
-			add(fmt.Sprintf("--system=%q is not a Nix system", s), "use <arch>-<os>, e.g. x86_64-linux or aarch64-linux")
-		}
-	}
+	return in, probs
+}
+
+// check validates the line with ev resolving its words.
+func (l *InstallLine) check(ev evalFunc) []problem {
+	_, probs := l.resolve(ev)
 	return probs
 }
 
@@ -354,13 +399,13 @@ func checkAttrPath(v string) []problem {
 	return nil
 }
 
-// Expand returns a copy of the Install with ${VAR} in every word and flag
-// value expanded by BuildKit's shell lexer using env, and validates the
-// result. ARG scoping is the caller's job. Use a lexer with the file's escape
-// token (Nixfile.Lex); nil means the default backslash. Errors are located at
-// the INSTALL instruction.
-func (i *Install) Expand(lex *shell.Lex, env shell.EnvGetter) (*Install, error) {
-	out, _, err := i.ExpandWithMatches(lex, env)
+// Expand returns the Install of the line with ${VAR} in every word and flag
+// value expanded by BuildKit's shell lexer using env, and checked. ARG
+// scoping is the caller's job. Use a lexer with the file's escape token
+// (Nixfile.Lex); nil means the default backslash. Errors are located at the
+// INSTALL instruction.
+func (l *InstallLine) Expand(lex *shell.Lex, env shell.EnvGetter) (*Install, error) {
+	out, _, err := l.ExpandWithMatches(lex, env)
 	return out, err
 }
 
@@ -372,7 +417,7 @@ type Matches struct {
 }
 
 // ExpandWithMatches is Expand that also reports which variables were used.
-func (i *Install) ExpandWithMatches(lex *shell.Lex, env shell.EnvGetter) (*Install, Matches, error) {
+func (l *InstallLine) ExpandWithMatches(lex *shell.Lex, env shell.EnvGetter) (*Install, Matches, error) {
 	if lex == nil {
 		lex = shell.NewLex(parser.DefaultEscapeToken)
 	}
@@ -380,14 +425,10 @@ func (i *Install) ExpandWithMatches(lex *shell.Lex, env shell.EnvGetter) (*Insta
 		env = emptyEnv{}
 	}
 	m := Matches{Matched: map[string]struct{}{}, Unmatched: map[string]struct{}{}}
-	var firstErr error
-	expand := func(raw string) string {
+	expand := func(raw string) (string, bool, error) {
 		res, err := lex.ProcessWordWithMatches(raw, env)
 		if err != nil {
-			if firstErr == nil {
-				firstErr = errors.Wrapf(err, "INSTALL: failed to expand %s", raw)
-			}
-			return ""
+			return "", false, errors.Wrapf(err, "failed to expand %s", raw)
 		}
 		for k := range res.Matched {
 			m.Matched[k] = struct{}{}
@@ -395,43 +436,18 @@ func (i *Install) ExpandWithMatches(lex *shell.Lex, env shell.EnvGetter) (*Insta
 		for k := range res.Unmatched {
 			m.Unmatched[k] = struct{}{}
 		}
-		return res.Result
+		return res.Result, true, nil
 	}
-
-	out := *i
-	out.Installables = make([]string, len(i.Installables))
-	for k, w := range i.Installables {
-		out.Installables[k] = expand(w)
+	for _, fl := range l.Flags {
+		f, _ := lookupFlag(fl.Name)
+		if v, _, err := expand(fl.Value); err == nil && v == "" && fl.Value != "" && !f.boolean {
+			return nil, m, parser.WithLocation(errors.Errorf("INSTALL: --%s=%s expands to an empty value", fl.Name, fl.Value), l.Location)
+		}
 	}
-	out.Args = make([]NixArg, len(i.Args))
-	for k, a := range i.Args {
-		out.Args[k] = NixArg{Name: expand(a.Name), Value: expand(a.Value), String: a.String}
-	}
-	out.File = expand(i.File)
-	out.Link = expand(i.Link)
-	out.System = expand(i.System)
-	out.priority = expand(i.priority)
-	if firstErr != nil {
-		return nil, m, parser.WithLocation(firstErr, i.Location)
-	}
-	if out.File == "" && i.File != "" {
-		return nil, m, parser.WithLocation(errors.Errorf("INSTALL: --file=%s expands to an empty path", i.File), i.Location)
-	}
-	if out.Link == "" && i.Link != "" {
-		return nil, m, parser.WithLocation(errors.Errorf("INSTALL: --link=%s expands to an empty path", i.Link), i.Location)
-	}
-	if out.System == "" && i.System != "" {
-		return nil, m, parser.WithLocation(errors.Errorf("INSTALL: --system=%s expands to an empty value", i.System), i.Location)
-	}
-
-	// Re-check against the copy whose words are final values: ev returns
-	// them unchanged.
-	if probs := checkInstall(&out, func(v string) (string, bool, error) { return v, true, nil }); len(probs) > 0 {
+	out, probs := l.resolve(expand)
+	if len(probs) > 0 {
 		e := &Error{Msg: "INSTALL: " + probs[0].msg, Suggest: probs[0].suggest}
-		return nil, m, parser.WithLocation(e, i.Location)
+		return nil, m, parser.WithLocation(e, l.Location)
 	}
-	if out.Link != "" && out.Link != "none" {
-		out.Link = path.Clean(out.Link)
-	}
-	return &out, m, nil
+	return out, m, nil
 }

@@ -2,6 +2,7 @@ package nixfile
 
 import (
 	"errors"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -12,7 +13,7 @@ import (
 
 // parseInstalls parses "FROM scratch" followed by src and returns the
 // installs of that stage.
-func parseInstalls(t *testing.T, src string) []*Install {
+func parseInstalls(t *testing.T, src string) []*InstallLine {
 	t.Helper()
 	nf, err := Parse("Nixfile", []byte("FROM scratch\n"+src+"\n"))
 	if err != nil {
@@ -21,17 +22,19 @@ func parseInstalls(t *testing.T, src string) []*Install {
 	return nf.Stages[0].Installs
 }
 
+// TestInstallForms parses and expands every form of INSTALL, with no
+// variables set.
 func TestInstallForms(t *testing.T) {
-	p := func(n int) *int { return &n }
 	tests := []struct {
 		src          string
 		installables []string
 		file         string
 		args         []NixArg
 		link         string
-		priority     *int
+		priority     int
 		impure       bool
 		system       string
+		network      string
 	}{
 		{src: "INSTALL nixpkgs#hello", installables: []string{"nixpkgs#hello"}},
 		{src: "install nixpkgs#hello", installables: []string{"nixpkgs#hello"}},
@@ -44,48 +47,104 @@ func TestInstallForms(t *testing.T) {
 		{src: "INSTALL --file=f.nix --arg a=1 --arg=b=true --argstr c=x --argstr=d= y", installables: []string{"y"}, file: "f.nix",
 			args: []NixArg{{"a", "1", false}, {"b", "true", false}, {"c", "x", true}, {"d", "", true}}},
 		{src: `INSTALL --file=f.nix --arg cfg='{ a = 1; }' --argstr "m=a b" y`, installables: []string{"y"}, file: "f.nix",
-			args: []NixArg{{"cfg", "'{ a = 1; }'", false}, {`"m"`, `"a b"`, true}}},
+			args: []NixArg{{"cfg", "{ a = 1; }", false}, {"m", "a b", true}}},
 		{src: "INSTALL --link=/opt/tools nixpkgs#jq", installables: []string{"nixpkgs#jq"}, link: "/opt/tools"},
 		{src: "INSTALL --link=none nixpkgs#jq", installables: []string{"nixpkgs#jq"}, link: "none"},
 		{src: "INSTALL --link / nixpkgs#jq", installables: []string{"nixpkgs#jq"}, link: "/"},
-		{src: "INSTALL --priority=5 nixpkgs#jq", installables: []string{"nixpkgs#jq"}, priority: p(5)},
-		{src: "INSTALL --priority=-3 nixpkgs#jq", installables: []string{"nixpkgs#jq"}, priority: p(-3)},
+		{src: "INSTALL --priority=5 nixpkgs#jq", installables: []string{"nixpkgs#jq"}, priority: 5},
+		{src: "INSTALL --priority=-3 nixpkgs#jq", installables: []string{"nixpkgs#jq"}, priority: -3},
 		{src: "INSTALL --impure nixpkgs#jq", installables: []string{"nixpkgs#jq"}, impure: true},
 		{src: "INSTALL --impure=true nixpkgs#jq", installables: []string{"nixpkgs#jq"}, impure: true},
 		{src: "INSTALL --impure=false nixpkgs#jq", installables: []string{"nixpkgs#jq"}},
 		{src: "INSTALL --system=aarch64-linux nixpkgs#jq", installables: []string{"nixpkgs#jq"}, system: "aarch64-linux"},
+		{src: "INSTALL --network=default nixpkgs#jq", installables: []string{"nixpkgs#jq"}, network: "default"},
+		{src: "INSTALL --network=none nixpkgs#jq", installables: []string{"nixpkgs#jq"}},
 		{src: "INSTALL nixpkgs#jq --impure", installables: []string{"nixpkgs#jq"}, impure: true},
 		{src: "INSTALL -- nixpkgs#jq", installables: []string{"nixpkgs#jq"}},
-		{src: `INSTALL "nixpkgs#ripgrep" 'nixpkgs#fd'`, installables: []string{`"nixpkgs#ripgrep"`, `'nixpkgs#fd'`}},
-		{src: `INSTALL nixpkgs#a\ b`, installables: []string{`nixpkgs#a\ b`}},
-		{src: "INSTALL ${REF}#${PKG:-hello world}", installables: []string{"${REF}#${PKG:-hello world}"}},
-		{src: "INSTALL --system=${SYS} --priority=$P --link=$L nixpkgs#jq", installables: []string{"nixpkgs#jq"},
-			system: "${SYS}", link: "$L", priority: p(0)},
+		{src: `INSTALL "nixpkgs#ripgrep" 'nixpkgs#fd'`, installables: []string{"nixpkgs#ripgrep", "nixpkgs#fd"}},
+		{src: `INSTALL nixpkgs#a\ b`, installables: []string{"nixpkgs#a b"}},
+		{src: "INSTALL ${REF:-nixpkgs}#${PKG:-hello}", installables: []string{"nixpkgs#hello"}},
 		{src: "INSTALL nixpkgs#hello \\\n  nixpkgs#jq", installables: []string{"nixpkgs#hello", "nixpkgs#jq"}},
 		{src: "INSTALL \\\n# comment\n  nixpkgs#jq", installables: []string{"nixpkgs#jq"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.src, func(t *testing.T) {
-			ins := parseInstalls(t, tt.src)
-			if len(ins) != 1 {
-				t.Fatalf("got %d installs", len(ins))
+			lines := parseInstalls(t, tt.src)
+			if len(lines) != 1 {
+				t.Fatalf("got %d installs", len(lines))
 			}
-			in := ins[0]
+			if s, e := lineSpan(lines[0].Location); s != 2 || e < s {
+				t.Errorf("location %d-%d", s, e)
+			}
+			in, err := lines[0].Expand(nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if !reflect.DeepEqual(in.Installables, tt.installables) {
 				t.Errorf("installables %q, want %q", in.Installables, tt.installables)
 			}
-			if in.File != tt.file || in.Link != tt.link || in.Impure != tt.impure || in.System != tt.system {
-				t.Errorf("file/link/impure/system = %q/%q/%v/%q, want %q/%q/%v/%q",
-					in.File, in.Link, in.Impure, in.System, tt.file, tt.link, tt.impure, tt.system)
+			if in.File != tt.file || in.Link != tt.link || in.Impure != tt.impure || in.System != tt.system || in.Priority != tt.priority || in.Network != tt.network {
+				t.Errorf("file/link/impure/system/priority/network = %q/%q/%v/%q/%d/%q, want %q/%q/%v/%q/%d/%q",
+					in.File, in.Link, in.Impure, in.System, in.Priority, in.Network, tt.file, tt.link, tt.impure, tt.system, tt.priority, tt.network)
 			}
 			if !reflect.DeepEqual(in.Args, tt.args) {
 				t.Errorf("args %+v, want %+v", in.Args, tt.args)
 			}
-			if in.HasPriority != (tt.priority != nil) || (tt.priority != nil && in.Priority != *tt.priority) {
-				t.Errorf("priority %v/%d, want %v", in.HasPriority, in.Priority, tt.priority)
+		})
+	}
+}
+
+// TestInstallRaw checks that a line keeps its words and flag values as
+// written until it is expanded.
+func TestInstallRaw(t *testing.T) {
+	l := parseInstalls(t, `INSTALL --system=${SYS} --priority=$P --argstr "m=a b" --file f.nix ${PKG}`)[0]
+	if !reflect.DeepEqual(l.Words, []string{"${PKG}"}) {
+		t.Errorf("words %q", l.Words)
+	}
+	want := []Flag{{"system", "${SYS}"}, {"priority", "$P"}, {"argstr", `"m=a b"`}, {"file", "f.nix"}}
+	if !reflect.DeepEqual(l.Flags, want) {
+		t.Errorf("flags %q, want %q", l.Flags, want)
+	}
+}
+
+// TestFlagTable walks the table of INSTALL flags: each flag parses with
+// its example value in both spellings, is listed in unknown-flag hints and
+// in the Nixfile reference, and is refused twice unless it may repeat.
+func TestFlagTable(t *testing.T) {
+	docs, err := os.ReadFile("../../docs/nixfile.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hint := unknownFlagHint("--nope")
+	for _, f := range installFlags {
+		t.Run(f.name, func(t *testing.T) {
+			words := "default.nix"
+			if f.name == "file" {
+				words = "hello"
 			}
-			if s, e := lineSpan(in.Location); s != 2 || e < s {
-				t.Errorf("location %d-%d", s, e)
+			pre := "--file=default.nix "
+			if f.name == "file" {
+				pre = ""
+			}
+			for _, form := range []string{"--" + f.name + "=" + f.example, "--" + f.name + " " + f.example} {
+				l := parseInstalls(t, "INSTALL "+pre+form+" "+words)[0]
+				if _, err := l.Expand(nil, nil); err != nil {
+					t.Errorf("%s: %v", form, err)
+				}
+			}
+			if !strings.Contains(hint, "--"+f.name) {
+				t.Errorf("the unknown-flag hint does not list --%s: %s", f.name, hint)
+			}
+			if !strings.Contains(string(docs), "`--"+f.name) {
+				t.Errorf("docs/nixfile.md does not document --%s", f.name)
+			}
+			if f.usage == "" {
+				t.Error("no usage")
+			}
+			twice := "INSTALL " + pre + "--" + f.name + "=" + f.example + " --" + f.name + "=" + f.example + " " + words
+			_, err := Parse("Nixfile", []byte("FROM scratch\n"+twice+"\n"))
+			if gotErr := err != nil && strings.Contains(err.Error(), "more than once"); gotErr == f.repeat {
+				t.Errorf("given twice: %v (repeat %v)", err, f.repeat)
 			}
 		})
 	}
@@ -93,7 +152,8 @@ func TestInstallForms(t *testing.T) {
 
 func TestInstallErrors(t *testing.T) {
 	tests := []struct{ src, want string }{
-		{"INSTALL --foo nixpkgs#x", "unknown flag --foo for INSTALL (valid flags: --file, --arg, --argstr, --link, --priority, --impure, --system)"},
+		{"INSTALL --foo nixpkgs#x", "unknown flag --foo for INSTALL (valid flags: --file, --arg, --argstr, --link, --priority, --impure, --system, --network)"},
+		{"INSTALL --network=host nixpkgs#x", `--network="host" is not a network mode INSTALL knows`},
 		{"INSTALL --fil=x hello", "did you mean --file?"},
 		{"INSTALL --sytsem=x86_64-linux nixpkgs#x", "did you mean --system?"},
 		{"INSTALL --platform=linux/amd64 nixpkgs#x", "use --system=<nix system>"},
@@ -213,7 +273,7 @@ func TestExpand(t *testing.T) {
 			}
 		}},
 		{"INSTALL --link=$L --priority=$P --system=$SYS nixpkgs#jq", func(t *testing.T, in *Install) {
-			if in.Link != "/opt/x" || in.Priority != 7 || !in.HasPriority || in.System != "aarch64-linux" {
+			if in.Link != "/opt/x" || in.Priority != 7 || in.System != "aarch64-linux" {
 				t.Errorf("got %q %d %q", in.Link, in.Priority, in.System)
 			}
 		}},
@@ -240,7 +300,7 @@ func TestExpandErrors(t *testing.T) {
 		{"INSTALL --link=$REL nixpkgs#x", `--link must be an absolute directory or none, got "usr/local"`},
 		{"INSTALL --system=$BAD nixpkgs#x", "is not a Nix system"},
 		{"INSTALL --system=$EMPTY nixpkgs#x", "expands to an empty value"},
-		{"INSTALL --file=$EMPTY x", "expands to an empty path"},
+		{"INSTALL --file=$EMPTY x", "expands to an empty value"},
 		{"INSTALL --file=f.nix $HASH", "contains '#'"},
 		{"INSTALL --priority=$NAN nixpkgs#x", "--priority must be an integer"},
 		{"INSTALL $EMPTY", "empty installable"},
@@ -279,26 +339,5 @@ func TestExpandMatchesAndEscapeToken(t *testing.T) {
 	}
 	if _, ok := m.Unmatched["C"]; !ok {
 		t.Errorf("C not unmatched: %v", m)
-	}
-}
-
-func TestSplitAssign(t *testing.T) {
-	tests := []struct{ in, name, value string }{
-		{"a=b", "a", "b"},
-		{"a=b=c", "a", "b=c"},
-		{"a=", "a", ""},
-		{"'a=b c'", "'a'", "'b c'"},
-		{`"a=b"`, `"a"`, `"b"`},
-		{`a\=b=c`, `a\=b`, "c"},
-		{"${X:=y}=z", "${X:=y}", "z"},
-	}
-	for _, tt := range tests {
-		n, v, ok := splitAssign(tt.in, '\\')
-		if !ok || n != tt.name || v != tt.value {
-			t.Errorf("splitAssign(%q) = %q, %q, %v; want %q, %q", tt.in, n, v, ok, tt.name, tt.value)
-		}
-	}
-	if _, _, ok := splitAssign("abc", '\\'); ok {
-		t.Error("splitAssign without '=' succeeded")
 	}
 }

@@ -201,11 +201,17 @@ func (p *parseState) lintDuplicates(st *Stage) {
 		}
 		// The same attribute of the same file with other arguments is
 		// another package, so the file and its arguments are part of the key.
-		ctx := in.File
-		for _, a := range in.Args {
-			ctx += fmt.Sprintf("\x00%v\x00%s\x00%s", a.String, a.Name, a.Value)
+		var ctx, file string
+		for _, f := range in.Flags {
+			switch f.Name {
+			case "file":
+				file = f.Value
+				ctx += "\x00file\x00" + f.Value
+			case "arg", "argstr":
+				ctx += "\x00" + f.Name + "\x00" + f.Value
+			}
 		}
-		for _, w := range in.Installables {
+		for _, w := range in.Words {
 			key := ctx + "\x01" + w
 			if line, ok := seen[key]; ok {
 				p.runRule(&RuleDuplicateInstallable, it.node, RuleDuplicateInstallable.Format(w, line))
@@ -213,10 +219,10 @@ func (p *parseState) lintDuplicates(st *Stage) {
 			}
 			seen[key] = it.node.StartLine
 		}
-		if len(in.Installables) == 0 {
+		if len(in.Words) == 0 {
 			key := ctx + "\x01"
 			if line, ok := seen[key]; ok {
-				p.runRule(&RuleDuplicateInstallable, it.node, RuleDuplicateInstallable.Format("--file="+in.File, line))
+				p.runRule(&RuleDuplicateInstallable, it.node, RuleDuplicateInstallable.Format("--file="+file, line))
 			} else {
 				seen[key] = it.node.StartLine
 			}

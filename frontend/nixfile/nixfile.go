@@ -52,10 +52,10 @@ type Stage struct {
 	// Platform is the --platform value as written, "" if none.
 	Platform string
 	Location []parser.Range
-	Installs []*Install
+	Installs []*InstallLine
 	// Commands are the stage's other instructions, typed by BuildKit, in
 	// source order. ARGs are included so the caller can scope variables;
-	// Install.CommandIndex says where each INSTALL sits among them.
+	// InstallLine.CommandIndex says where each INSTALL sits among them.
 	Commands []instructions.Command
 
 	from  *parser.Node
@@ -67,11 +67,11 @@ type Stage struct {
 type stageItem struct {
 	node    *parser.Node
 	cmd     instructions.Command
-	install *Install
+	install *InstallLine
 }
 
 // Lex returns a shell lexer with the file's escape token, the one to pass to
-// Install.Expand.
+// InstallLine.Expand.
 func (n *Nixfile) Lex() *shell.Lex {
 	return shell.NewLex(n.EscapeToken)
 }
