@@ -12,8 +12,15 @@ NF_STATE=$NF_CACHE/state
 NF_REGISTRY_ADDR=127.0.0.1:5000
 NF_BUILDKIT_SOCK=$NF_STATE/buildkitd.sock
 NF_BUILDER=nix-frontend
-NF_NIX_IMAGE=$NF_REGISTRY_ADDR/nix:2.8
+# The Nix images (hack/nix-image): the Nix users run, the oldest Nix
+# supported, and the first with nix-eval-jobs.
+NF_NIX_IMAGE=$NF_REGISTRY_ADDR/nix:2.26
+NF_NIX_OLD_IMAGE=$NF_REGISTRY_ADDR/nix:2.8
+NF_NIX_EVALJOBS_IMAGE=$NF_REGISTRY_ADDR/nix:2.26-eval-jobs
 NF_FRONTEND_IMAGE=$NF_REGISTRY_ADDR/nix-frontend:dev
+# Slow artefacts (Nix built from source) are kept per machine, outside the
+# checkout, so that a new clone on the same machine does not build them again.
+NF_MACHINE_CACHE=${NF_MACHINE_CACHE:-/var/cache/nix-frontend}
 
 export BUILDKIT_HOST=${BUILDKIT_HOST:-unix://$NF_BUILDKIT_SOCK}
 export PATH=$NF_BIN:$PATH
