@@ -2,72 +2,64 @@ package frontend
 
 import (
 	"context"
+	"fmt"
+	"path"
 	"strconv"
-	"time"
 
-	"github.com/containerd/platforms"
-	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/frontend/dockerui"
 	"github.com/moby/buildkit/frontend/gateway/client"
 	gwpb "github.com/moby/buildkit/frontend/gateway/pb"
 	"github.com/moby/buildkit/solver/result"
 	"github.com/nix-frontend/nix-frontend/frontend/nixbuild"
-	"github.com/nix-frontend/nix-frontend/frontend/sbom"
+	"github.com/nix-frontend/nix-frontend/llb/nixstep"
+	"github.com/nix-frontend/nix-frontend/nix/protocol"
+	"github.com/nix-frontend/nix-frontend/nix/sbom"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Version is nix-frontend's version, set by the binary.
 var Version = "dev"
 
-// sbomPath is where the attestation's document is in its result.
-const sbomPath = "/nix-frontend.spdx.json"
-
-func (cv *converter) recordClosure(platform ocispecs.Platform, res *nixbuild.Result) {
-	cv.mu.Lock()
-	defer cv.mu.Unlock()
-	if cv.closures == nil {
-		cv.closures = map[string][]*nixbuild.Result{}
+// sbomStep is the step that writes a platform's SBOM: the SPDX document
+// of the closures of every stage with INSTALL lines the target needed, made
+// from what Nix said of each store path. No scanner image runs. The step
+// writes the document from the evaluation and build steps' results,
+// because the document of a large closure is too large to travel in LLB.
+func (cv *converter) sbomStep(nix *nixstep.Env, platform ocispecs.Platform, sources []nixbuild.Source) (nixstep.Run, error) {
+	created := int64(0)
+	if v, err := strconv.ParseInt(cv.bc.BuildArgs["SOURCE_DATE_EPOCH"], 10, 64); err == nil {
+		created = v
 	}
-	id := platforms.FormatAll(platforms.Normalize(platform))
-	cv.closures[id] = append(cv.closures[id], res)
+	req := protocol.SBOMRequest{Name: cv.src.Filename + " (" + formatPlatform(platform) + ")", Tool: "nix-frontend-" + Version, Created: created}
+	var inputs []nixstep.Mount
+	for i, s := range sources {
+		target := path.Join(protocol.InDir, strconv.Itoa(i))
+		inputs = append(inputs, nixstep.Mount{Target: target, State: s.State, Path: "/" + s.File})
+		if s.Eval {
+			req.Evals = append(req.Evals, target)
+		} else {
+			req.Results = append(req.Results, target)
+		}
+	}
+	runs, err := nix.Steps([]nixstep.Step{{Name: "[nix] SBOM of the closure", Request: req, Inputs: inputs, HelperOnly: true}})
+	if err != nil {
+		return nixstep.Run{}, err
+	}
+	return runs[0], nil
 }
 
 // attachSBOMs adds, when the build asked for an SBOM (--sbom, --attest
-// type=sbom), an SPDX document of each platform's Nix closure: made from
-// what Nix knows, so no scanner image is needed. It lists the store paths
-// of every stage with INSTALL lines that the target needed.
-func (cv *converter) attachSBOMs(ctx context.Context, rb *dockerui.ResultBuilder) error {
+// type=sbom), each platform's SBOM step as an in-toto attestation.
+func (cv *converter) attachSBOMs(ctx context.Context, rb *dockerui.ResultBuilder, sboms map[string]nixstep.Run) error {
 	if cv.bc.SBOM == nil {
 		return nil
 	}
-	created := time.Unix(0, 0)
-	if v, err := strconv.ParseInt(cv.bc.BuildArgs["SOURCE_DATE_EPOCH"], 10, 64); err == nil {
-		created = time.Unix(v, 0)
-	}
 	return rb.EachPlatform(ctx, func(ctx context.Context, id string, p ocispecs.Platform) error {
-		cv.mu.Lock()
-		results := cv.closures[platforms.FormatAll(platforms.Normalize(p))]
-		cv.mu.Unlock()
-		var paths []sbom.Path
-		var pkgs []sbom.Package
-		seen := map[string]bool{}
-		for _, r := range results {
-			for _, pi := range r.Paths {
-				if !seen[pi.Path] {
-					seen[pi.Path] = true
-					paths = append(paths, sbom.Path{Path: pi.Path, NarHash: pi.NarHash, NarSize: pi.NarSize, Deriver: pi.Deriver, References: pi.References})
-				}
-			}
-			for _, in := range r.Installed {
-				pkgs = append(pkgs, sbom.Package{DrvPath: in.DrvPath, Outputs: in.Outputs, Meta: in.Meta})
-			}
+		run, ok := sboms[formatPlatform(p)]
+		if !ok {
+			return nil
 		}
-		dt, err := sbom.New(cv.src.Filename+" ("+id+")", "nix-frontend-"+Version, paths, pkgs, created).Marshal()
-		if err != nil {
-			return err
-		}
-		st := llb.Scratch().File(llb.Mkfile(sbomPath, 0o644, dt, llb.WithCreatedTime(created)), llb.WithCustomName("[nix] SBOM of the closure"))
-		def, err := st.Marshal(ctx)
+		def, err := run.Out.Marshal(ctx)
 		if err != nil {
 			return err
 		}
@@ -77,12 +69,12 @@ func (cv *converter) attachSBOMs(ctx context.Context, rb *dockerui.ResultBuilder
 		}
 		ref, err := r.SingleRef()
 		if err != nil {
-			return err
+			return fmt.Errorf("the SBOM step: %w", err)
 		}
 		rb.AddAttestation(id, result.Attestation[client.Reference]{
 			Kind:   gwpb.AttestationKind_InToto,
 			Ref:    ref,
-			Path:   sbomPath,
+			Path:   "/" + protocol.SBOMFile,
 			InToto: result.InTotoAttestation{PredicateType: sbom.PredicateType},
 		})
 		return nil

@@ -39,15 +39,21 @@ const (
 	// ArgNixPushCache is a Nix binary cache each stage's closure is
 	// uploaded to (opt-in).
 	ArgNixPushCache = "NIX_PUSH_CACHE"
+	// ArgNixEvaluator picks the evaluator: nix-eval-jobs (the default
+	// when the Nix image has it) or nix, the built-in one.
+	ArgNixEvaluator = "NIX_EVALUATOR"
 )
 
 // DefaultNixImage is the Nix image used when NIX_IMAGE is not set.
 const DefaultNixImage = "docker.io/nixos/nix:2.24.14"
 
-// FrontendImageOpt names the frontend image to mount the helper binary from
-// when BuildKit did not say which image runs the frontend (the in-process
-// client used by tests has no "source" option).
-const FrontendImageOpt = "nix-frontend-image"
+// SourceOpt is the gateway option that names the frontend's own image:
+// BuildKit sets it to the image of the `# syntax=` line (or of
+// BUILDKIT_SYNTAX, or gateway.v0's source). Build steps run the helper
+// binary from that image, so the code that handles the build's secrets is
+// always the frontend the build runs. A client that runs frontend.Build in
+// its own process (BuildKit's client.Build) passes it itself.
+const SourceOpt = "source"
 
 // Build is the gateway BuildFunc.
 func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
@@ -108,7 +114,7 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := cv.attachSBOMs(ctx, rb); err != nil {
+	if err := cv.attachSBOMs(ctx, rb, cv.sboms); err != nil {
 		return nil, err
 	}
 	return rb.Finalize()

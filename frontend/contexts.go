@@ -10,12 +10,14 @@ import (
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
 	"github.com/moby/buildkit/frontend/gateway/client"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/nix-frontend/nix-frontend/frontend/nixbuild"
 )
 
 // nixState is a stage's base with its INSTALL lines applied.
 type nixState struct {
 	State llb.State
 	Image *dockerspec.DockerOCIImage
+	SBOM  []nixbuild.Source
 }
 
 // contextName is the named context a stage with INSTALL lines is handed to

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +24,9 @@ import (
 	"github.com/nix-frontend/nix-frontend/frontend/nixbuild"
 	"github.com/nix-frontend/nix-frontend/frontend/nixfile"
 	"github.com/nix-frontend/nix-frontend/llb/nixstep"
+	"github.com/nix-frontend/nix-frontend/llb/storelayers"
+	"github.com/nix-frontend/nix-frontend/nix/protocol"
+	"github.com/nix-frontend/nix-frontend/nix/system"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/pkg/errors"
 )
@@ -38,12 +42,13 @@ type converter struct {
 	nixImage   string
 	nixConfig  string
 	maxLayers  int
+	evaluator  string
 	// entrypointFromMeta sets the image's entrypoint to the installed
 	// package's program (compatibility mode).
 	entrypointFromMeta bool
 
 	mu       sync.Mutex
-	closures map[string][]*nixbuild.Result // by platform, for the SBOM
+	sboms    map[string]nixstep.Run // by platform
 	checked  map[int]bool                  // stages checkPrograms looked at
 }
 
@@ -69,11 +74,21 @@ func newConverter(ctx context.Context, c client.Client, bc *dockerui.Client, src
 	if cv.maxLayers, err = atoiDefault(args[ArgMaxLayers], 0); err != nil || cv.maxLayers < 0 {
 		return nil, fmt.Errorf("build argument %s=%q: want a number of layers", ArgMaxLayers, args[ArgMaxLayers])
 	}
-	opts := c.BuildOpts().Opts
-	cv.selfImage = opts[FrontendImageOpt]
-	if cv.selfImage == "" {
-		cv.selfImage = opts["source"]
+	if cv.maxLayers > storelayers.MaxLayers {
+		return nil, fmt.Errorf("build argument %s=%d: images of more than %d layers do not run on every runtime (overlayfs mounts at most %d layers); use %d or fewer", ArgMaxLayers, cv.maxLayers, storelayers.MaxLayers, storelayers.MaxLayers, storelayers.MaxLayers)
 	}
+	cv.evaluator = args[ArgNixEvaluator]
+	switch cv.evaluator {
+	case "", protocol.EvaluatorNix, protocol.EvaluatorNixEvalJobs:
+	default:
+		return nil, fmt.Errorf("build argument %s=%q: use nix-eval-jobs or nix", ArgNixEvaluator, cv.evaluator)
+	}
+	for _, a := range []string{ArgNixConfig, ArgNixPushCache} {
+		if err := credentialFree(a, args[a]); err != nil {
+			return nil, err
+		}
+	}
+	cv.selfImage = c.BuildOpts().Opts[SourceOpt]
 	return cv, nil
 }
 
@@ -161,6 +176,22 @@ func (cv *converter) buildPlatform(ctx context.Context, platform *ocispecs.Platf
 		stages[s.Index] = st
 	}
 
+	if nix != nil && cv.bc.SBOM != nil {
+		var sources []nixbuild.Source
+		for _, st := range stages {
+			sources = append(sources, st.SBOM...)
+		}
+		run, err := cv.sbomStep(nix, target, sources)
+		if err != nil {
+			return nil, err
+		}
+		cv.mu.Lock()
+		if cv.sboms == nil {
+			cv.sboms = map[string]nixstep.Run{}
+		}
+		cv.sboms[formatPlatform(target)] = run
+		cv.mu.Unlock()
+	}
 	opt, err := cv.optWithStages(platform, stages)
 	if err != nil {
 		return nil, err
@@ -224,7 +255,7 @@ func (cv *converter) targetStage() (int, error) {
 // (extra-platforms with emulation, or remote builders from NIX_CONFIG).
 func (cv *converter) nixEnv(ctx context.Context) (*nixstep.Env, error) {
 	if cv.selfImage == "" {
-		return nil, fmt.Errorf("nix-frontend does not know its own image: run it through a `# syntax=` line, or pass --opt %s=<image>", FrontendImageOpt)
+		return nil, fmt.Errorf("nix-frontend does not know its own image: run it through a `# syntax=` line, or give the %q frontend option when running it in-process", SourceOpt)
 	}
 	build := platforms.DefaultSpec()
 	if len(cv.bc.BuildPlatforms) > 0 {
@@ -251,7 +282,7 @@ func (cv *converter) nixStage(ctx context.Context, s *nixfile.Stage, target ocis
 		}
 		stagePlatform = platforms.Normalize(stagePlatform)
 	}
-	system, err := NixSystem(stagePlatform)
+	nixSystem, err := system.ForPlatform(stagePlatform)
 	if err != nil {
 		return nixState{}, parser.WithLocation(err, s.Location)
 	}
@@ -260,7 +291,7 @@ func (cv *converter) nixStage(ctx context.Context, s *nixfile.Stage, target ocis
 	if err != nil {
 		return nixState{}, parser.WithLocation(fmt.Errorf("FROM %s: %v", s.BaseName, err), s.Location)
 	}
-	stage := nixbuild.Stage{Name: s.Name, System: system, EntrypointFromMeta: cv.entrypointFromMeta}
+	stage := nixbuild.Stage{Name: s.Name, System: nixSystem, EntrypointFromMeta: cv.entrypointFromMeta}
 	if stage.Name == "" {
 		stage.Name = "stage-" + strconv.Itoa(s.Index)
 	}
@@ -281,7 +312,7 @@ func (cv *converter) nixStage(ctx context.Context, s *nixfile.Stage, target ocis
 		stage.Installs = append(stage.Installs, x)
 	}
 
-	ctxState, err := cv.bc.MainContext(ctx)
+	ctxState, err := cv.evalContext(ctx)
 	if err != nil {
 		return nixState{}, err
 	}
@@ -293,16 +324,16 @@ func (cv *converter) nixStage(ctx context.Context, s *nixfile.Stage, target ocis
 		CacheImports: cv.bc.CacheImports,
 		MaxLayers:    cv.maxLayers,
 		PushCache:    cv.bc.BuildArgs[ArgNixPushCache],
+		Evaluator:    cv.evaluator,
 	}
 	res, err := b.Build(ctx, stage)
 	if err != nil {
 		return nixState{}, err
 	}
-	cv.recordClosure(target, res)
 	if err := cv.checkPrograms(ctx, s, stage.Scratch, res); err != nil {
 		return nixState{}, err
 	}
-	return nixState{State: res.State, Image: res.Image}, nil
+	return nixState{State: res.State, Image: res.Image, SBOM: res.SBOM}, nil
 }
 
 // base resolves a stage's FROM: scratch, an earlier stage (built by the
@@ -428,29 +459,20 @@ func reachable(nf *nixfile.Nixfile, target int) map[int]bool {
 	return seen
 }
 
-// NixSystem is the Nix system that builds for an OCI platform.
-func NixSystem(p ocispecs.Platform) (string, error) {
-	p = platforms.Normalize(p)
-	if p.OS != "linux" {
-		return "", fmt.Errorf("platform %s: nix-frontend builds Linux images only", platforms.Format(p))
+// evalContext is the build context as evaluation sees it: without the
+// Nixfile, when the Nixfile is at the context's root, so that editing the
+// Nixfile (a comment above an INSTALL line) changes nothing Nix reads, even
+// for an expression that takes the whole context as its source. A Nix file
+// given as the build file (compatibility mode) is what Nix evaluates, and
+// stays.
+func (cv *converter) evalContext(ctx context.Context) (*llb.State, error) {
+	st, err := cv.bc.MainContext(ctx)
+	if err != nil || cv.entrypointFromMeta {
+		return st, err
 	}
-	switch p.Architecture + "/" + p.Variant {
-	case "amd64/", "amd64/v1", "amd64/v2", "amd64/v3", "amd64/v4":
-		return "x86_64-linux", nil
-	case "arm64/", "arm64/v8":
-		return "aarch64-linux", nil
-	case "arm/v7":
-		return "armv7l-linux", nil
-	case "arm/v6":
-		return "armv6l-linux", nil
-	case "riscv64/":
-		return "riscv64-linux", nil
-	case "386/":
-		return "i686-linux", nil
-	case "ppc64le/":
-		return "powerpc64le-linux", nil
-	case "s390x/":
-		return "s390x-linux", nil
-	}
-	return "", fmt.Errorf("platform %s has no Nix system nix-frontend knows; use a platform like linux/amd64 or linux/arm64, or INSTALL --system=", platforms.Format(p))
+	name := path.Base(cv.src.Filename)
+	out := st.File(llb.Rm("/"+name, llb.WithAllowNotFound(true)), llb.WithCustomName("[nix] evaluation context: the build context without "+name))
+	return &out, nil
 }
+
+func formatPlatform(p ocispecs.Platform) string { return platforms.FormatAll(platforms.Normalize(p)) }

@@ -19,6 +19,7 @@ in {
   throws = throw "the package set says boom";
   fails = mk "fails-1" "echo the compiler exploded; exit 3";
   dependsOnFailure = mk "downstream-1" "${sh} mkdir -p $out; echo ${mk "upstream-1" "echo upstream broke; exit 1"}";
+  hangs = mk "hangs-1" "${sh} sleep 60";
 }
 `
 
@@ -30,7 +31,7 @@ func TestErrors(t *testing.T) {
 		name    string
 		nixfile string // after the syntax line
 		args    map[string]string
-		line    int // the line the error points at (the syntax line is 1)
+		line    int // the line the error points at (the syntax line is 1), 0 for none
 		want    []string
 	}{
 		{name: "evaluation error", line: 3,
@@ -56,6 +57,18 @@ func TestErrors(t *testing.T) {
 			nixfile: "FROM scratch\nINSTALL --file=default.nix good\n",
 			args:    map[string]string{"NIX_IMAGE": env.FrontendImage},
 			want:    []string{"is the nix-frontend image itself, which has no Nix", "NIX_IMAGE"}},
+		{name: "build timeout", line: 3,
+			nixfile: "FROM scratch\nINSTALL --file=default.nix hangs\n",
+			args:    map[string]string{"NIX_CONFIG": harness.OfflineNixConfig + "\ntimeout = 2"},
+			want:    []string{"building hangs-1 failed", "timeout = 2"}},
+		{name: "silent build", line: 3,
+			nixfile: "FROM scratch\nINSTALL --file=default.nix hangs\n",
+			args:    map[string]string{"NIX_CONFIG": harness.OfflineNixConfig + "\nmax-silent-time = 2"},
+			want:    []string{"building hangs-1 failed", "max-silent-time = 2"}},
+		{name: "layer budget over what runtimes accept",
+			nixfile: "FROM scratch\nINSTALL --file=default.nix good\n",
+			args:    map[string]string{"NIX_MAX_LAYERS": "200"},
+			want:    []string{"NIX_MAX_LAYERS=200", "127"}},
 		{name: "unknown instruction", line: 3,
 			nixfile: "FROM scratch\nINSTAL --file=default.nix good\n",
 			want:    []string{"INSTAL", "did you mean INSTALL"}},
@@ -86,7 +99,7 @@ func TestErrors(t *testing.T) {
 					}
 				case harness.Buildctl:
 					// buildctl prints the offending lines with a marker.
-					if !strings.Contains(res.Log, "Nixfile:"+itoa(c.line)) {
+					if c.line != 0 && !strings.Contains(res.Log, "Nixfile:"+itoa(c.line)) {
 						t.Errorf("buildctl output does not point at Nixfile:%d:\n%s", c.line, res.Log)
 					}
 				}

@@ -5,10 +5,13 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nix-frontend/nix-frontend/integration/harness"
+	"github.com/nix-frontend/nix-frontend/nix/storepath"
 )
 
 // projectNix is a small package set: app depends on leaf, other stands
@@ -53,15 +56,17 @@ func projectContext(t *testing.T, env *harness.Env) string {
 	return dir
 }
 
-// nixStep matches the names of the steps that run Nix.
-var nixStep = regexp.MustCompile(`^\[nix [^\]]*\] (evaluate|build|export) `)
+// nixStep matches the names of the steps that run Nix: evaluation, fetches,
+// builds, the link tree and the layers.
+var nixStep = regexp.MustCompile(`^\[nix[^\]]*\] (evaluate|fetch|build|link tree|layer) `)
 
 func salt(t *testing.T) string { return fmt.Sprintf("%s-%d", t.Name(), time.Now().UnixNano()) }
 
-// TestRebuilds checks the caching promises: a no-op rebuild and an edit of
-// a file no derivation reads build nothing and give the same image; a
-// changed leaf rebuilds only it and its dependents, and every other layer
-// keeps its digest.
+// TestRebuilds checks the caching promises: a no-op rebuild, an edit of a
+// file no derivation reads and a comment added above the INSTALL line run no
+// Nix step and give the same image; a changed leaf rebuilds only it and its
+// dependents, copies only the new store paths out of the store, and every
+// other layer keeps its digest.
 func TestRebuilds(t *testing.T) {
 	env := harness.Require(t)
 	for _, via := range []harness.Via{harness.InProcess, harness.Buildctl} {
@@ -76,6 +81,9 @@ func TestRebuilds(t *testing.T) {
 			if out := env.Run(t, cold.Ref, harness.RunOpts{}); out != "leaf v1\n" {
 				t.Fatalf("image printed %q", out)
 			}
+			if want := "evaluating 2 installables with " + env.Evaluator(); !strings.Contains(cold.Log, want) {
+				t.Errorf("the evaluation step does not say %q", want)
+			}
 			coldImg := env.Inspect(t, cold.Ref).Images[0]
 
 			noop := env.Build(t, via, dir, opts)
@@ -85,12 +93,22 @@ func TestRebuilds(t *testing.T) {
 			if noop.Digest != cold.Digest {
 				t.Errorf("no-op rebuild gave %s, first build %s", noop.Digest, cold.Digest)
 			}
-			if noop.Status != nil {
-				for _, v := range noop.Status.Ran("[nix") {
-					if nixStep.MatchString(v.Name) {
-						t.Errorf("no-op rebuild ran %q", v.Name)
-					}
+			for name, st := range nixSteps(noop) {
+				if st.Ran {
+					t.Errorf("no-op rebuild ran %q", name)
 				}
+			}
+
+			src := readFile(t, filepath.Join(dir, "Nixfile"))
+			harness.WriteFile(t, filepath.Join(dir, "Nixfile"), strings.Replace(src, "INSTALL", "# A comment moves INSTALL down a line.\nINSTALL", 1))
+			commented := env.Build(t, via, dir, opts)
+			for name, st := range nixSteps(commented) {
+				if st.Ran {
+					t.Errorf("after adding a comment above INSTALL the build ran %q", name)
+				}
+			}
+			if commented.Digest != cold.Digest {
+				t.Errorf("after adding a comment: digest %s, first build %s", commented.Digest, cold.Digest)
 			}
 
 			harness.WriteFile(t, filepath.Join(dir, "README.md"), "Edited, and still read by no derivation.\n")
@@ -109,6 +127,21 @@ func TestRebuilds(t *testing.T) {
 			}
 			if out := env.Run(t, leaf.Ref, harness.RunOpts{}); out != "leaf v2\n" {
 				t.Fatalf("image printed %q after the change", out)
+			}
+			// Only the new store paths were copied out of the store: each
+			// of them has a layer of its own here.
+			var copied []string
+			for name, st := range nixSteps(leaf) {
+				if strings.HasPrefix(name, "[nix] layer ") && st.Ran {
+					copied = append(copied, storepath.Name(strings.TrimPrefix(name, "[nix] layer ")))
+				}
+			}
+			slices.Sort(copied)
+			if !reflect.DeepEqual(copied, []string{"app-1", "leaf-1"}) {
+				t.Errorf("after changing the leaf the layer steps of %v ran, want those of app-1 and leaf-1 alone", copied)
+			}
+			if n := strings.Count(leaf.Log, "nix-frontend: copied 1 store paths"); n != 2 {
+				t.Errorf("%d layer steps reported copying a store path, want 2", n)
 			}
 			before := harness.StoreLayers(coldImg)
 			after := harness.StoreLayers(env.Inspect(t, leaf.Ref).Images[0])

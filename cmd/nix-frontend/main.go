@@ -41,10 +41,10 @@ func main() {
 
 func usage() {
 	fmt.Fprintf(os.Stderr, `usage: nix-frontend [-version]
-       NIX_FRONTEND_REQUEST=<json> nix-frontend <helper command> [label]
+       nix-frontend <helper command>
 
 Without arguments nix-frontend serves BuildKit's gateway API; BuildKit starts
 it for Nixfiles whose first line is "# syntax=<this image>".
-Helper commands run inside build steps:
+Helper commands run inside build steps, which give them their request:
 %s`, helperUsage())
 }

@@ -18,6 +18,9 @@ import (
 	"time"
 
 	bkclient "github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/session"
+	"github.com/moby/buildkit/session/secrets/secretsprovider"
+	"github.com/moby/buildkit/session/sshforward/sshprovider"
 	"github.com/nix-frontend/nix-frontend/frontend"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/tonistiigi/fsutil"
@@ -51,6 +54,25 @@ type BuildOpts struct {
 	Attrs     map[string]string // more frontend options (in-process and buildctl)
 	Args      []string          // more command-line arguments (buildctl, buildx)
 	Cache     Cache             // BuildKit cache to export and import
+	// Secrets maps secret IDs to files (--secret id=ID,src=FILE), and SSH
+	// is an SSH agent socket (--ssh default=SOCK), for every way in.
+	Secrets map[string]string
+	SSH     string
+	// CancelWhen, in-process only, cancels the build when a step whose
+	// name it accepts starts: a build interrupted at a chosen point.
+	CancelWhen func(step string) bool
+}
+
+// credentialArgs are the --secret and --ssh flags of buildctl and buildx.
+func (o BuildOpts) credentialArgs() []string {
+	var args []string
+	for _, id := range sortedKeys(o.Secrets) {
+		args = append(args, "--secret", "id="+id+",src="+o.Secrets[id])
+	}
+	if o.SSH != "" {
+		args = append(args, "--ssh", "default="+o.SSH)
+	}
+	return args
 }
 
 // Cache is where a build exports BuildKit's cache to and imports it from,
@@ -200,6 +222,7 @@ func (e *Env) buildctlArgs(dir string, o BuildOpts) []string {
 		args = append(args, "--opt", "platform="+strings.Join(o.Platforms, ","))
 	}
 	args = append(args, o.Cache.cliArgs(false)...)
+	args = append(args, o.credentialArgs()...)
 	return append(args, o.Args...)
 }
 
@@ -216,6 +239,7 @@ func (e *Env) buildxArgs(dir string, o BuildOpts) []string {
 		args = append(args, "--platform", strings.Join(o.Platforms, ","))
 	}
 	args = append(args, o.Cache.cliArgs(true)...)
+	args = append(args, o.credentialArgs()...)
 	args = append(args, o.Args...)
 	return append(args, dir)
 }
@@ -263,8 +287,8 @@ func (e *Env) buildInProcess(ctx context.Context, dir string, o BuildOpts) (*Res
 		return res, err
 	}
 	attrs := map[string]string{
-		"filename":                filepath.Base(o.File),
-		frontend.FrontendImageOpt: e.FrontendImage,
+		"filename":         filepath.Base(o.File),
+		frontend.SourceOpt: e.FrontendImage,
 	}
 	for k, v := range o.BuildArgs {
 		attrs["build-arg:"+k] = v
@@ -287,8 +311,37 @@ func (e *Env) buildInProcess(ctx context.Context, dir string, o BuildOpts) (*Res
 	ch := make(chan *bkclient.SolveStatus)
 	st := newStatus()
 	done := make(chan struct{})
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if o.CancelWhen != nil {
+		st.onStart = func(name string) {
+			if o.CancelWhen(name) {
+				cancel()
+			}
+		}
+	}
 	go func() { st.consume(ch); close(done) }()
+	var attachables []session.Attachable
+	if len(o.Secrets) > 0 {
+		var sources []secretsprovider.Source
+		for id, file := range o.Secrets {
+			sources = append(sources, secretsprovider.Source{ID: id, FilePath: file})
+		}
+		store, err := secretsprovider.NewStore(sources)
+		if err != nil {
+			return res, err
+		}
+		attachables = append(attachables, secretsprovider.NewSecretProvider(store))
+	}
+	if o.SSH != "" {
+		sp, err := sshprovider.NewSSHAgentProvider([]sshprovider.AgentConfig{{ID: "default", Paths: []string{o.SSH}}})
+		if err != nil {
+			return res, err
+		}
+		attachables = append(attachables, sp)
+	}
 	resp, err := c.Build(ctx, bkclient.SolveOpt{
+		Session:       attachables,
 		LocalMounts:   map[string]fsutil.FS{"context": ctxFS, "dockerfile": dfFS},
 		FrontendAttrs: attrs,
 		Exports:       []bkclient.ExportEntry{exp},

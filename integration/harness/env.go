@@ -21,13 +21,20 @@ import (
 
 // Env is the environment hack/setup starts.
 type Env struct {
-	BuildkitHost  string // BUILDKIT_HOST
-	Registry      string // host:port of the plain-HTTP registry
-	NixImage      string // the Nix image builds run Nix in
-	FrontendImage string // the nix-frontend image under test
-	Builder       string // the docker buildx builder on the same buildkitd
-	Busybox       string // a static busybox binary, the builder of offline test derivations
-	RepoRoot      string
+	BuildkitHost string // BUILDKIT_HOST
+	Registry     string // host:port of the plain-HTTP registry
+	// NixImage is the Nix image builds run Nix in: NF_NIX_IMAGE, by
+	// default Nix 2.26, what users run; hack/test runs a core set of tests
+	// again with the 2.8 image and with the one that has nix-eval-jobs.
+	NixImage string
+	// The Nix images hack/nix-image makes, for tests that need one of them
+	// whatever NixImage is.
+	OldNixImage      string // Nix 2.8
+	EvalJobsNixImage string // Nix 2.26 with nix-eval-jobs
+	FrontendImage    string // the nix-frontend image under test
+	Builder          string // the docker buildx builder on the same buildkitd
+	Busybox          string // a static busybox binary, the builder of offline test derivations
+	RepoRoot         string
 }
 
 // OfflineNixConfig is what Nix needs on a machine without internet, inside
@@ -76,7 +83,9 @@ func probe() (*Env, error) {
 		Busybox:      getenv("NF_BUSYBOX", "/bin/busybox"),
 		RepoRoot:     root,
 	}
-	e.NixImage = getenv("NF_NIX_IMAGE", e.Registry+"/nix:2.8")
+	e.NixImage = getenv("NF_NIX_IMAGE", e.Registry+"/nix:2.26")
+	e.OldNixImage = e.Registry + "/nix:2.8"
+	e.EvalJobsNixImage = e.Registry + "/nix:2.26-eval-jobs"
 	e.FrontendImage = getenv("NF_FRONTEND_IMAGE", e.Registry+"/nix-frontend:dev")
 	os.Setenv("BUILDKIT_HOST", e.BuildkitHost)
 	os.Setenv("PATH", filepath.Join(root, ".cache/bin")+string(os.PathListSeparator)+os.Getenv("PATH"))
@@ -96,7 +105,7 @@ func probe() (*Env, error) {
 		return nil, fmt.Errorf("registry at %s: %w", e.Registry, err)
 	}
 	resp.Body.Close()
-	for _, img := range []string{e.NixImage, e.FrontendImage} {
+	for _, img := range []string{e.NixImage, e.OldNixImage, e.EvalJobsNixImage, e.FrontendImage} {
 		if _, err := headManifest(e.Registry, img); err != nil {
 			return nil, fmt.Errorf("image %s: %w", img, err)
 		}
@@ -110,4 +119,13 @@ func probe() (*Env, error) {
 		return nil, fmt.Errorf("static busybox: %w (install busybox-static)", err)
 	}
 	return e, nil
+}
+
+// Evaluator is the evaluator builds with the default NIX_EVALUATOR use in
+// NixImage: nix-eval-jobs in the image that has it, else the built-in one.
+func (e *Env) Evaluator() string {
+	if e.NixImage == e.EvalJobsNixImage {
+		return "nix-eval-jobs"
+	}
+	return "nix"
 }

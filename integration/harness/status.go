@@ -17,6 +17,8 @@ type Status struct {
 	mu       sync.Mutex
 	Vertexes map[digest.Digest]*Vertex
 	order    []digest.Digest
+	// onStart is called with the name of each step that starts.
+	onStart func(name string)
 }
 
 // Vertex is one step of the build graph as the progress stream reported it.
@@ -33,6 +35,7 @@ func newStatus() *Status { return &Status{Vertexes: map[digest.Digest]*Vertex{}}
 
 func (s *Status) consume(ch chan *bkclient.SolveStatus) {
 	for ss := range ch {
+		var started []string
 		s.mu.Lock()
 		for _, v := range ss.Vertexes {
 			vx, ok := s.Vertexes[v.Digest]
@@ -46,6 +49,9 @@ func (s *Status) consume(ch chan *bkclient.SolveStatus) {
 			// a cache hit stays one.
 			vx.Name, vx.Cached, vx.Error = v.Name, vx.Cached || v.Cached, v.Error
 			if v.Started != nil {
+				if vx.Started == nil {
+					started = append(started, v.Name)
+				}
 				vx.Started = v.Started
 			}
 			if v.Completed != nil {
@@ -58,6 +64,11 @@ func (s *Status) consume(ch chan *bkclient.SolveStatus) {
 			}
 		}
 		s.mu.Unlock()
+		if s.onStart != nil {
+			for _, name := range started {
+				s.onStart(name)
+			}
+		}
 	}
 }
 

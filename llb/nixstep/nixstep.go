@@ -1,17 +1,22 @@
 // Package nixstep makes the LLB of build steps that run Nix: the Nix image
-// pinned by digest, the shared /nix cache mount seeded from it, and
-// nix-frontend's helper binary mounted from the frontend image.
+// pinned by digest, the shared /nix cache mount seeded from it, the helper
+// binary mounted from the frontend image, each step's request as a file,
+// and what else a step may reach. Steps that fetch get the network and the
+// build's credentials; every other step has neither (see Access).
 package nixstep
 
 import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/containerd/platforms"
 	"github.com/distribution/reference"
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/client/llb/sourceresolver"
+	"github.com/moby/buildkit/solver/pb"
+	"github.com/nix-frontend/nix-frontend/nix/protocol"
 	"github.com/nix-frontend/nix-frontend/nix/steps"
 	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
@@ -21,6 +26,16 @@ import (
 // helper uses the `nix` command and flakes. The user's settings come after
 // and win.
 const DefaultNixConfig = "experimental-features = nix-command flakes"
+
+// StepKey is the description key that names a step's request digest, so
+// the frontend can tell which step failed (errdefs.SolveError).
+const StepKey = "nix-frontend.step"
+
+// epoch is the time of the request files.
+var epoch = time.Unix(0, 0).UTC()
+
+// reportsCacheID is the cache mount failed steps report to.
+const reportsCacheID = "nix-frontend-reports"
 
 // Env is where Nix runs: an image, a platform and a store.
 type Env struct {
@@ -93,6 +108,18 @@ func resolve(ctx context.Context, resolver sourceresolver.ImageMetaResolver, ref
 	return pinned.String(), dgst, cfg, nil
 }
 
+// Access is what a step reaches besides the store.
+type Access int
+
+const (
+	// Hermetic steps have no network and none of the build's credentials,
+	// as builders in Nix's sandbox: builds, layers, link trees.
+	Hermetic Access = iota
+	// Fetching steps have BuildKit's network and the build's credentials
+	// (--secret, --ssh): evaluation, fetches and pushes.
+	Fetching
+)
+
 // Mount is an input of a step, read-only, limited to one path of a state.
 type Mount struct {
 	Target string    // where, inside the step
@@ -100,44 +127,154 @@ type Mount struct {
 	Path   string    // which path of State; its contents alone key the cache
 }
 
-// Run makes a step that runs the helper with req. The request travels in
-// the environment (steps.RequestEnv), part of the step's cache key like its
-// command line, which stays short enough to read in an error: the helper,
-// the command and label. Its output is the state of steps.OutDir. Inputs are mounted read-only with a selector, so a step
-// re-runs only when the selected bytes change, not when an earlier step
-// merely ran again.
-func (e *Env) Run(name, label string, req steps.Request, inputs []Mount, opts ...llb.ConstraintsOpt) (llb.State, error) {
-	arg, err := steps.Encode(req)
-	if err != nil {
-		return llb.State{}, err
+// Step is one helper command to run.
+type Step struct {
+	// Name is the progress line.
+	Name    string
+	Request protocol.Request
+	Inputs  []Mount
+	Access  Access
+	// Network gives a hermetic step BuildKit's network after all
+	// (INSTALL --network=default), still without credentials.
+	Network bool
+	// UserConfig applies the user's NIX_CONFIG: to steps whose work it
+	// shapes (evaluation, fetches, builds, pushes), not to those that copy
+	// what is built, whose cache keys then depend on the store paths alone.
+	UserConfig bool
+	// Meta gives the step a second output at protocol.MetaDir.
+	Meta bool
+	// HelperOnly runs the step in the frontend image alone, without Nix
+	// and the store: for commands that only read other steps' outputs.
+	HelperOnly bool
+	// Location points the step at the Nixfile lines it comes from.
+	Location llb.ConstraintsOpt
+}
+
+// Run is a step in the LLB graph.
+type Run struct {
+	// Out is the step's output, protocol.OutDir.
+	Out llb.State
+	// Meta is its second output, protocol.MetaDir, when Step.Meta.
+	Meta llb.State
+	// Digest names the step's request (protocol.Digest): its report, and
+	// the step in a failed solve's description (StepKey).
+	Digest string
+}
+
+// Steps makes the LLB of steps. Their requests are written by one file
+// operation, and each step mounts its own request file, so a step's cache
+// key depends on its request alone.
+func (e *Env) Steps(steps []Step) ([]Run, error) {
+	type encoded struct {
+		dt     []byte
+		digest string
 	}
-	runOpts := []llb.RunOption{
-		llb.Args([]string{steps.HelperBinary, req.Command(), label}),
-		llb.AddEnv(steps.RequestEnv, arg),
-		llb.AddEnv("NIX_CONFIG", DefaultNixConfig+"\n"+e.NixConfig),
+	encs := make([]encoded, len(steps))
+	var fa *llb.FileAction
+	for i, s := range steps {
+		dt, err := protocol.Encode(s.Request)
+		if err != nil {
+			return nil, err
+		}
+		encs[i] = encoded{dt, protocol.Digest(dt)}
+		mk := llb.Mkfile("/"+encs[i].digest+".json", 0o444, dt, llb.WithCreatedTime(epoch))
+		if fa == nil {
+			fa = mk
+		} else {
+			fa = fa.Mkfile("/"+encs[i].digest+".json", 0o444, dt, llb.WithCreatedTime(epoch))
+		}
+	}
+	if fa == nil {
+		return nil, nil
+	}
+	requests := llb.Scratch().File(fa, llb.WithCustomName("[nix] step requests"))
+	runs := make([]Run, len(steps))
+	for i, s := range steps {
+		runs[i] = e.run(s, requests, encs[i].digest)
+	}
+	return runs, nil
+}
+
+func (e *Env) run(s Step, requests llb.State, dgst string) Run {
+	if s.HelperOnly {
+		return e.runHelper(s, requests, dgst)
+	}
+	config := DefaultNixConfig
+	if s.UserConfig && e.NixConfig != "" {
+		config += "\n" + e.NixConfig
+	}
+	opts := []llb.RunOption{
+		llb.Args([]string{protocol.HelperBinary, s.Request.Command()}),
+		llb.AddEnv("NIX_CONFIG", config),
 		llb.AddEnv("HOME", "/root"),
 		llb.AddMount("/nix", e.seed, llb.SourcePath("/nix"), llb.AsPersistentCacheDir(e.CacheID, llb.CacheMountShared)),
-		// Nix's per-user caches (fetched tarballs, narinfo lookups) are
-		// SQLite databases that concurrent Nix processes corrupt ("constraint
-		// failed"), unlike the store's: each concurrent step gets its own.
-		llb.AddMount("/root/.cache/nix", llb.Scratch(), llb.AsPersistentCacheDir(e.CacheID+"-home", llb.CacheMountPrivate)),
-		llb.AddMount(steps.HelperRoot, e.helper, llb.Readonly),
-		// Credentials for fetching, when the build was given them: BuildKit
-		// mounts secrets and the SSH agent only for the step's run, and
-		// they are not part of its cache key.
-		llb.AddSecret(steps.NetrcSecret, llb.SecretID("netrc"), llb.SecretOptional),
-		llb.AddSecret(steps.AccessTokensSecret, llb.SecretID("access-tokens"), llb.SecretOptional),
-		llb.AddSecret(steps.SigningKeySecret, llb.SecretID("nix-signing-key"), llb.SecretOptional),
-		llb.AddSecret("/root/.aws/credentials", llb.SecretID("aws"), llb.SecretOptional),
-		llb.AddSSHSocket(llb.SSHID("default"), llb.SSHSocketTarget(steps.SSHAgentSocket), llb.SSHOptional),
-		llb.WithCustomName(name),
+		llb.AddMount(protocol.HelperRoot, e.helper, llb.Readonly),
+		llb.AddMount(protocol.RequestFile, requests, llb.SourcePath("/"+dgst+".json"), llb.Readonly),
+		llb.AddMount(protocol.ReportDir, llb.Scratch(), llb.AsPersistentCacheDir(reportsCacheID, llb.CacheMountShared)),
+		llb.WithCustomName(s.Name),
+		llb.WithDescription(map[string]string{StepKey: dgst}),
 	}
-	for _, m := range inputs {
-		runOpts = append(runOpts, llb.AddMount(m.Target, m.State, llb.SourcePath(m.Path), llb.Readonly))
+	switch {
+	case s.Access == Fetching:
+		opts = append(opts,
+			// Nix's per-user caches (fetched tarballs, narinfo lookups)
+			// are SQLite databases that concurrent Nix processes corrupt
+			// ("constraint failed"), unlike the store's: each concurrent
+			// step gets its own.
+			llb.AddMount("/root/.cache/nix", llb.Scratch(), llb.AsPersistentCacheDir(e.CacheID+"-home", llb.CacheMountPrivate)),
+			// BuildKit mounts secrets and the SSH agent only for the
+			// step's run; they are not part of its cache key.
+			llb.AddSecret(steps.NetrcSecret, llb.SecretID("netrc"), llb.SecretOptional),
+			llb.AddSecret(steps.AccessTokensSecret, llb.SecretID("access-tokens"), llb.SecretOptional),
+			llb.AddSecret(steps.SigningKeySecret, llb.SecretID("nix-signing-key"), llb.SecretOptional),
+			llb.AddSecret(steps.AWSSecret, llb.SecretID("aws"), llb.SecretOptional),
+			llb.AddSSHSocket(llb.SSHID("default"), llb.SSHSocketTarget(steps.SSHAgentSocket), llb.SSHOptional),
+		)
+	case !s.Network:
+		opts = append(opts, llb.Network(pb.NetMode_NONE))
 	}
-	for _, o := range opts {
-		runOpts = append(runOpts, o)
+	for _, m := range s.Inputs {
+		opts = append(opts, llb.AddMount(m.Target, m.State, llb.SourcePath(m.Path), llb.Readonly))
 	}
-	run := e.image.Run(runOpts...)
-	return run.AddMount(steps.OutDir, llb.Scratch()), nil
+	if s.Location != nil {
+		opts = append(opts, s.Location)
+	}
+	exec := e.image.Run(opts...)
+	r := Run{Out: exec.AddMount(protocol.OutDir, llb.Scratch()), Digest: dgst}
+	if s.Meta {
+		r.Meta = exec.AddMount(protocol.MetaDir, llb.Scratch())
+	}
+	return r
+}
+
+// runHelper runs a step in the frontend image alone.
+func (e *Env) runHelper(s Step, requests llb.State, dgst string) Run {
+	opts := []llb.RunOption{
+		llb.Args([]string{"/bin/nix-frontend", s.Request.Command()}),
+		llb.AddMount(protocol.RequestFile, requests, llb.SourcePath("/"+dgst+".json"), llb.Readonly),
+		llb.AddMount(protocol.ReportDir, llb.Scratch(), llb.AsPersistentCacheDir(reportsCacheID, llb.CacheMountShared)),
+		llb.Network(pb.NetMode_NONE),
+		llb.WithCustomName(s.Name),
+		llb.WithDescription(map[string]string{StepKey: dgst}),
+	}
+	for _, m := range s.Inputs {
+		opts = append(opts, llb.AddMount(m.Target, m.State, llb.SourcePath(m.Path), llb.Readonly))
+	}
+	if s.Location != nil {
+		opts = append(opts, s.Location)
+	}
+	return Run{Out: e.helper.Run(opts...).AddMount(protocol.OutDir, llb.Scratch()), Digest: dgst}
+}
+
+// Report is a step that reads the report the step with the given request
+// digest left when it failed. nonce makes it run each time it is asked for:
+// reports are not build results.
+func (e *Env) Report(digest, nonce string) llb.State {
+	return e.helper.Run(
+		llb.Args([]string{"/bin/nix-frontend", "report", digest}),
+		llb.AddEnv("NIX_FRONTEND_NONCE", nonce),
+		llb.AddMount(protocol.ReportDir, llb.Scratch(), llb.AsPersistentCacheDir(reportsCacheID, llb.CacheMountShared)),
+		llb.Network(pb.NetMode_NONE),
+		llb.WithCustomName("[nix] read the failed step's report"),
+	).AddMount(protocol.OutDir, llb.Scratch())
 }

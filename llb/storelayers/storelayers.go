@@ -9,13 +9,12 @@ package storelayers
 import (
 	"fmt"
 	"hash/fnv"
-	"path"
 	"sort"
 	"strings"
 	"time"
 
-	"github.com/moby/buildkit/client/llb"
-	"github.com/nix-frontend/nix-frontend/nix/steps"
+	"github.com/nix-frontend/nix-frontend/nix/protocol"
+	"github.com/nix-frontend/nix-frontend/nix/storepath"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -25,13 +24,17 @@ import (
 // Dockerfile instructions that follow.
 const DefaultMaxLayers = 100
 
+// MaxLayers is the most layers an image may have: overlayfs mounts at most
+// 128 lower directories, and some runtimes refuse images over 127 layers.
+const MaxLayers = 127
+
 // Epoch is the time every directory a layer creates carries, and the
 // history's creation time of Nix layers.
 var Epoch = time.Unix(0, 0).UTC()
 
 // Layer is one layer: one store path, or a group of small ones.
 type Layer struct {
-	Paths []steps.PathInfo
+	Paths []protocol.PathInfo
 }
 
 // Size is the NAR size of the layer's paths.
@@ -68,14 +71,14 @@ func (l Layer) Describe() string {
 // would take their layer-mates along to every push. Paths is sorted by
 // path; so is the result within each layer, and layers are ordered own
 // layers first (by path), then groups.
-func Plan(paths []steps.PathInfo, budget int) []Layer {
+func Plan(paths []protocol.PathInfo, budget int) []Layer {
 	if budget < 1 {
 		budget = 1
 	}
 	if len(paths) <= budget {
 		out := make([]Layer, len(paths))
 		for i, p := range paths {
-			out[i] = Layer{Paths: []steps.PathInfo{p}}
+			out[i] = Layer{Paths: []protocol.PathInfo{p}}
 		}
 		return out
 	}
@@ -85,7 +88,7 @@ func Plan(paths []steps.PathInfo, budget int) []Layer {
 	}
 	own := budget - groups
 	roots := closureRoots(paths)
-	bySize := append([]steps.PathInfo(nil), paths...)
+	bySize := append([]protocol.PathInfo(nil), paths...)
 	// Ties in size go by name before the store hash, so that a rebuilt
 	// package of the same size stays on its side of the line between own
 	// layers and groups.
@@ -107,10 +110,10 @@ func Plan(paths []steps.PathInfo, budget int) []Layer {
 		keep[p.Path] = true
 	}
 	var out []Layer
-	grouped := make([][]steps.PathInfo, groups)
+	grouped := make([][]protocol.PathInfo, groups)
 	for _, p := range paths {
 		if keep[p.Path] {
-			out = append(out, Layer{Paths: []steps.PathInfo{p}})
+			out = append(out, Layer{Paths: []protocol.PathInfo{p}})
 			continue
 		}
 		g := bucket(p.Path, groups)
@@ -126,7 +129,7 @@ func Plan(paths []steps.PathInfo, budget int) []Layer {
 
 // closureRoots returns the paths of the closure that no other path of it
 // refers to.
-func closureRoots(paths []steps.PathInfo) map[string]bool {
+func closureRoots(paths []protocol.PathInfo) map[string]bool {
 	referred := map[string]bool{}
 	for _, p := range paths {
 		for _, r := range p.References {
@@ -154,38 +157,19 @@ func closureRoots(paths []steps.PathInfo) map[string]bool {
 // crowd into one group.
 func bucket(storePath string, n int) int {
 	h := fnv.New32a()
-	h.Write([]byte(steps.StorePathName(storePath)))
+	h.Write([]byte(storepath.Name(storePath)))
 	return int(h.Sum32() % uint32(n))
 }
 
-// State is the layer as a state of its own: scratch with the layer's paths
-// under /nix/store, copied from export (the export step's output, which
-// holds them there). Its bytes depend on the paths alone. One copy action
-// makes the whole layer, because BuildKit sets the times of the directories
-// a copy creates (/nix, /nix/store) after the copy is done, and only for the
-// directories that copy created; every entry gets the time Nix gives every
-// store file, one second past the epoch, so nothing carries the build's time.
-func (l Layer) State(export llb.State) llb.State {
-	names := make([]string, 0, len(l.Paths))
-	for _, p := range l.Paths {
-		names = append(names, path.Base(p.Path))
+// Request is the layer step's request: its paths with the NAR hashes they
+// must have. It holds nothing else, so the step's cache key, and the layer,
+// depend on the paths alone.
+func (l Layer) Request() protocol.LayerRequest {
+	req := protocol.LayerRequest{Paths: make([]protocol.LayerPath, len(l.Paths))}
+	for i, p := range l.Paths {
+		req.Paths[i] = protocol.LayerPath{Path: p.Path, NarHash: p.NarHash, NarSize: p.NarSize}
 	}
-	return llb.Scratch().File(
-		llb.Copy(export, steps.StoreDir+"/", steps.StoreDir+"/", &llb.CopyInfo{
-			CopyDirContentsOnly: true,
-			CreateDestPath:      true,
-			IncludePatterns:     names,
-		}, llb.WithCreatedTime(StoreTime)),
-		llb.WithCustomName("[nix] layer "+l.Describe()))
-}
-
-// StoreTime is the modification time of every file in a Nix store.
-var StoreTime = time.Unix(1, 0).UTC()
-
-// LinkLayer is the layer holding the link tree the export step wrote.
-func LinkLayer(export llb.State) llb.State {
-	return llb.Scratch().File(llb.Copy(export, "/"+steps.LinksDir+"/", "/", &llb.CopyInfo{CopyDirContentsOnly: true}),
-		llb.WithCustomName("[nix] layer links"))
+	return req
 }
 
 // History is the image history entry of a layer.

@@ -5,13 +5,13 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/nix-frontend/nix-frontend/nix/steps"
+	"github.com/nix-frontend/nix-frontend/nix/protocol"
 )
 
-func closure(n int, size func(i int) int64) []steps.PathInfo {
-	var out []steps.PathInfo
+func closure(n int, size func(i int) int64) []protocol.PathInfo {
+	var out []protocol.PathInfo
 	for i := 0; i < n; i++ {
-		out = append(out, steps.PathInfo{Path: fmt.Sprintf("/nix/store/%032d-p%d", i, i), NarSize: size(i)})
+		out = append(out, protocol.PathInfo{Path: fmt.Sprintf("/nix/store/%032d-p%d", i, i), NarSize: size(i)})
 	}
 	return out
 }
@@ -72,8 +72,8 @@ func TestPlanOverBudget(t *testing.T) {
 func TestPlanChangedSmallPathMovesFewLayers(t *testing.T) {
 	paths := closure(300, func(i int) int64 { return int64(i) })
 	before := Plan(paths, 98)
-	changed := append([]steps.PathInfo(nil), paths...)
-	changed[3] = steps.PathInfo{Path: "/nix/store/zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz-p3", NarSize: 3}
+	changed := append([]protocol.PathInfo(nil), paths...)
+	changed[3] = protocol.PathInfo{Path: "/nix/store/zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz-p3", NarSize: 3}
 	after := Plan(changed, 98)
 	key := func(l Layer) string { return fmt.Sprint(l.Paths) }
 	old := map[string]bool{}
@@ -98,7 +98,7 @@ func TestPlanRebuildKeepsItsSideOfTheBudget(t *testing.T) {
 	// falls among equals.
 	paths := closure(300, func(int) int64 { return 7 })
 	for i := range paths {
-		changed := append([]steps.PathInfo(nil), paths...)
+		changed := append([]protocol.PathInfo(nil), paths...)
 		changed[i].Path = fmt.Sprintf("/nix/store/zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz-p%d", i)
 		before, after := ownLayers(Plan(paths, 98)), ownLayers(Plan(changed, 98))
 		if before[paths[i].Path] != after[changed[i].Path] || len(before) != len(after) {

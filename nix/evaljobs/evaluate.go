@@ -7,36 +7,23 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"sync"
 )
 
 // NixEvalJobsArgs returns the arguments (without the program name) that make
-// nix-eval-jobs evaluate req: Expr(req) passed with --expr, so each output
-// line's attr names an installable (JobAttr; see MatchJobs). --expr needs
-// nix-eval-jobs 2.12 or later; older versions only take a file.
-func NixEvalJobsArgs(req Request) ([]string, error) {
+// nix-eval-jobs evaluate req with the given number of workers: Expr(req)
+// passed with --expr, so each output line's attr names an installable
+// (JobAttr; see MatchJobs). --expr needs nix-eval-jobs 2.12 or later; older
+// versions only take a file.
+func NixEvalJobsArgs(req Request, workers int) ([]string, error) {
 	expr, err := Expr(req)
 	if err != nil {
 		return nil, err
 	}
-	var args []string
-	if req.Workers > 0 {
-		args = append(args, "--workers", strconv.Itoa(req.Workers))
-	}
-	if req.MaxMemoryMB > 0 {
-		args = append(args, "--max-memory-size", strconv.Itoa(req.MaxMemoryMB))
-	}
-	if req.GCRootsDir != "" {
-		args = append(args, "--gc-roots-dir", req.GCRootsDir)
-	}
-	if req.CheckCacheStatus {
-		args = append(args, "--check-cache-status")
-	}
+	args := []string{"--workers", strconv.Itoa(max(workers, 1))}
 	if req.Meta {
 		args = append(args, "--meta")
 	}
@@ -46,6 +33,12 @@ func NixEvalJobsArgs(req Request) ([]string, error) {
 		args = append(args, "--option", "pure-eval", "true")
 	}
 	return append(args, "--expr", expr), nil
+}
+
+// Workers is how many evaluations of req run at once on this machine: one
+// per CPU, no more than there are installables.
+func Workers(req Request) int {
+	return max(1, min(runtime.NumCPU(), len(req.targets())))
 }
 
 // commonNixArgs are the options nix eval and nix-eval-jobs share.
@@ -71,14 +64,12 @@ func commonNixArgs(req Request) []string {
 // returned error is only for problems that are not the installables' fault:
 // nix cannot be run, ctx is done, or out cannot be written.
 //
-// Each installable is evaluated by its own `nix eval` process, up to
-// req.Workers at a time, so that one failure cannot hide the others' results
-// and each error message is Nix's own. env is the processes' environment
-// (nil: this process's). Evaluating drvPath writes the .drv files to the
-// store, which the build step needs; with req.GCRootsDir set they get the
-// same symlinks nix-eval-jobs makes, which protect them when that directory
-// is inside Nix's gcroots.
-func Evaluate(ctx context.Context, nix string, req Request, env []string, out io.Writer) error {
+// Each installable is evaluated by its own `nix eval` process, up to workers
+// at a time, so that one failure cannot hide the others' results and each
+// error message is Nix's own. env is the processes' environment (nil: this
+// process's). Evaluating drvPath writes the .drv files to the store, which
+// the build step needs.
+func Evaluate(ctx context.Context, nix string, req Request, workers int, env []string, out io.Writer) error {
 	wrapper, err := Expr(req)
 	if err != nil {
 		return err
@@ -90,18 +81,10 @@ func Evaluate(ctx context.Context, nix string, req Request, env []string, out io
 	if err != nil {
 		return fmt.Errorf("evaljobs: cannot run nix: %w", err)
 	}
-	if req.GCRootsDir != "" {
-		if err := os.MkdirAll(req.GCRootsDir, 0o755); err != nil {
-			return fmt.Errorf("evaljobs: %w", err)
-		}
-	}
 	ctx, cancel := context.WithCancel(ctx)
 
 	ts := req.targets()
-	workers := req.Workers
-	if workers <= 0 {
-		workers = runtime.NumCPU()
-	}
+	workers = max(workers, 1)
 	type result struct {
 		job Job
 		err error
@@ -185,12 +168,6 @@ func evalOne(ctx context.Context, bin string, req Request, wrapper string, i int
 		return job, fmt.Errorf("evaljobs: unexpected output of nix eval for %s: %v: %.200q", req.targets()[i], err, stdout.String())
 	}
 	job.DrvPath, job.Name, job.System, job.Outputs, job.Meta = info.DrvPath, info.Name, info.System, info.Outputs, info.Meta
-	if req.GCRootsDir != "" && job.DrvPath != "" {
-		link := filepath.Join(req.GCRootsDir, filepath.Base(job.DrvPath))
-		if err := os.Symlink(job.DrvPath, link); err != nil && !errors.Is(err, os.ErrExist) {
-			return job, fmt.Errorf("evaljobs: gc root: %w", err)
-		}
-	}
 	return job, nil
 }
 

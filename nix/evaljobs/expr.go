@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/nix-frontend/nix-frontend/nix/system"
 )
 
 // JobAttr is the attribute name, and so the job's attr, of the installable
@@ -39,7 +41,7 @@ func Expr(req Request) (string, error) {
 		fmt.Fprintf(&b, "  system = %s;\n", nixString(req.System))
 	} else {
 		// Pure evaluation hides currentSystem; then assume the host's.
-		fmt.Fprintf(&b, "  system = builtins.currentSystem or %s;\n", nixString(hostSystem()))
+		fmt.Fprintf(&b, "  system = builtins.currentSystem or %s;\n", nixString(system.Host()))
 	}
 	b.WriteString(exprHelpers)
 

@@ -30,38 +30,9 @@ type Job struct {
 	// an error but no attrPath reports a failure of the whole evaluation.
 	Error string `json:"error,omitempty"`
 
-	// With --check-cache-status: "local", "cached" (substitutable) or
-	// "notBuilt", and what would be built or substituted.
-	CacheStatus       string   `json:"cacheStatus,omitempty"`
-	NeededBuilds      []string `json:"neededBuilds,omitempty"`
-	NeededSubstitutes []string `json:"neededSubstitutes,omitempty"`
-	// IsCached is the deprecated form of CacheStatus (older nix-eval-jobs).
-	IsCached bool `json:"isCached,omitempty"`
-
-	// Meta (with --meta) and InputDrvs (with --show-input-drvs) are kept as
-	// the raw JSON nix-eval-jobs wrote.
-	Meta      json.RawMessage `json:"meta,omitempty"`
-	InputDrvs json.RawMessage `json:"inputDrvs,omitempty"`
-	// RequiredSystemFeatures is reported by recent nix-eval-jobs.
-	RequiredSystemFeatures []string `json:"requiredSystemFeatures,omitempty"`
+	// Meta (with --meta) is kept as the raw JSON the evaluator wrote.
+	Meta json.RawMessage `json:"meta,omitempty"`
 }
-
-// Cached reports whether the job's outputs need no build: present locally
-// or in a binary cache. It understands both cacheStatus and the older
-// isCached.
-func (j Job) Cached() bool {
-	switch j.CacheStatus {
-	case "local", "cached":
-		return true
-	case "":
-		return j.IsCached
-	}
-	return false
-}
-
-// ErrorSummary returns the innermost message of the job's error, on one
-// line: "boom" for a `throw "boom"` however much trace Nix printed around it.
-func (j Job) ErrorSummary() string { return ErrorSummary(j.Error) }
 
 // ParseJob decodes one output line.
 func ParseJob(line []byte) (Job, error) {
@@ -167,28 +138,4 @@ func TrimNixError(stderr string) string {
 		kept = append(kept, strings.TrimRight(l, " \t\r"))
 	}
 	return strings.TrimSpace(strings.Join(kept, "\n"))
-}
-
-// ErrorSummary returns the innermost "error:" message of a Nix error text,
-// its continuation lines joined, without positions and traces.
-func ErrorSummary(msg string) string {
-	lines := strings.Split(reANSI.ReplaceAllString(msg, ""), "\n")
-	last := -1
-	for i, l := range lines {
-		if strings.HasPrefix(strings.TrimSpace(l), "error:") {
-			last = i
-		}
-	}
-	if last < 0 {
-		return strings.Join(strings.Fields(msg), " ")
-	}
-	parts := []string{strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(lines[last]), "error:"))}
-	for _, l := range lines[last+1:] {
-		t := strings.TrimSpace(l)
-		if t == "" || strings.HasPrefix(t, "at ") || strings.HasPrefix(t, "…") || reTraceHint.MatchString(t) {
-			break
-		}
-		parts = append(parts, t)
-	}
-	return strings.TrimSpace(strings.Join(parts, " "))
 }

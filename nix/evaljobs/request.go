@@ -40,7 +40,6 @@ import (
 	"fmt"
 	"net/url"
 	"path"
-	"runtime"
 	"strings"
 )
 
@@ -101,17 +100,6 @@ type Request struct {
 	// system Nix is configured for, or in pure evaluation (where Nix hides
 	// currentSystem) the system of the machine this code runs on.
 	System string
-	// Workers bounds parallel evaluations; zero means one per CPU.
-	Workers int
-	// MaxMemoryMB is nix-eval-jobs' per-worker memory limit
-	// (--max-memory-size); zero keeps its default. Evaluate ignores it.
-	MaxMemoryMB int
-	// GCRootsDir, when set, gets a symlink to each evaluated .drv so the
-	// garbage collector keeps it until the build step runs.
-	GCRootsDir string
-	// CheckCacheStatus asks nix-eval-jobs for cacheStatus/neededBuilds;
-	// Evaluate does not report them.
-	CheckCacheStatus bool
 	// Meta includes each derivation's meta attributes (as nix-eval-jobs
 	// --meta: only attributes made of strings, numbers, booleans, lists and
 	// attribute sets are kept).
@@ -326,18 +314,4 @@ func isIdent(s string) bool {
 		}
 	}
 	return true
-}
-
-// hostSystem guesses Nix's system name for the machine we run on; it is only
-// used in pure evaluation without Request.System, where
-// builtins.currentSystem is not available.
-func hostSystem() string {
-	arch := map[string]string{
-		"amd64": "x86_64", "arm64": "aarch64", "386": "i686", "riscv64": "riscv64",
-		"ppc64le": "powerpc64le", "s390x": "s390x", "loong64": "loongarch64",
-	}[runtime.GOARCH]
-	if arch == "" {
-		arch = runtime.GOARCH
-	}
-	return arch + "-" + runtime.GOOS
 }

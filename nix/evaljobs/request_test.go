@@ -104,24 +104,19 @@ func TestPure(t *testing.T) {
 func TestNixEvalJobsArgs(t *testing.T) {
 	req := Request{
 		Installables: []Installable{{FlakeRef: "path:/src", Attr: "hello"}, {FlakeRef: "github:o/r", Attr: ""}},
-		System:       "aarch64-linux", Workers: 3, MaxMemoryMB: 2048, GCRootsDir: "/tmp/roots",
-		CheckCacheStatus: true, Meta: true,
+		System:       "aarch64-linux", Meta: true,
 	}
-	args, err := NixEvalJobsArgs(req)
+	args, err := NixEvalJobsArgs(req, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
-	expr, _ := Expr(req)
-	want := []string{
-		"--workers", "3", "--max-memory-size", "2048", "--gc-roots-dir", "/tmp/roots",
-		"--check-cache-status", "--meta",
-		"--extra-experimental-features", "nix-command flakes", "--impure",
-		"--option", "system", "aarch64-linux",
-		"--expr", expr,
+	joined := strings.Join(args, " ")
+	for _, w := range []string{"--workers 3", "--meta", "--impure", "--option system aarch64-linux", "--expr"} {
+		if !strings.Contains(joined, w) {
+			t.Errorf("args %q lack %s", args, w)
+		}
 	}
-	if !slices.Equal(args, want) {
-		t.Errorf("args:\n%q\nwant\n%q", args, want)
-	}
+	expr := args[len(args)-1]
 	for _, s := range []string{
 		`builtins.getFlake "path:/src"`, `builtins.getFlake "github:o/r"`,
 		`system = "aarch64-linux"`, `"i0" = flakeAttr flake0`, `"i1" = flakeAttr flake1`,
@@ -133,8 +128,8 @@ func TestNixEvalJobsArgs(t *testing.T) {
 	}
 
 	locked := "path:/src?lastModified=1&narHash=sha256-AAAA"
-	args, _ = NixEvalJobsArgs(Request{Installables: []Installable{{FlakeRef: locked, Attr: "a"}}})
-	joined := strings.Join(args, " ")
+	args, _ = NixEvalJobsArgs(Request{Installables: []Installable{{FlakeRef: locked, Attr: "a"}}}, 1)
+	joined = strings.Join(args, " ")
 	if strings.Contains(joined, "--impure") || !strings.Contains(joined, "--option pure-eval true") {
 		t.Errorf("locked flake not evaluated purely: %q", args)
 	}

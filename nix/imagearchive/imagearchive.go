@@ -1,7 +1,9 @@
-// Package imagearchive unpacks an image tarball made by Nix (dockerTools'
+// Package imagearchive splits an image tarball made by Nix (dockerTools'
 // buildImage and buildLayeredImage write `docker save` archives, gzipped or
-// not) into one directory per layer and the image config, so the image can
-// be rebuilt from BuildKit layers.
+// not) into its config and one tar file per layer. It extracts nothing:
+// BuildKit unpacks each layer tar into a layer of its own (a copy with
+// AttemptUnpack, as for ADD), with its own extraction, which keeps entries
+// inside the layer whatever symlinks the archive holds.
 package imagearchive
 
 import (
@@ -9,27 +11,20 @@ import (
 	"bufio"
 	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path"
 	"path/filepath"
-	"strings"
-	"time"
-
-	"golang.org/x/sys/unix"
 )
 
-// Files in the directory Unpack writes.
-const (
-	ConfigFile = "config.json" // the image config, as in the archive
-	LayersDir  = "layers"      // layers/<n>/, the n-th layer's files
-)
+// ConfigFile is the image config in the directory Split writes; the n-th
+// layer is LayerFile(n).
+const ConfigFile = "config.json"
 
-// Result says what Unpack found.
-type Result struct {
-	Layers int `json:"layers"`
-}
+// LayerFile is the name of the n-th layer's tar in the directory Split writes.
+func LayerFile(n int) string { return fmt.Sprintf("%d.tar", n) }
 
 // IsArchive reports whether file looks like a tarball (gzipped or not) with
 // a manifest.json, the shape of `docker save` output.
@@ -42,12 +37,14 @@ func IsArchive(file string) bool {
 	_ = walk(file, func(h *tar.Header, _ io.Reader) error {
 		if path.Clean(h.Name) == "manifest.json" {
 			found = true
-			return io.EOF
+			return errStop
 		}
 		return nil
 	})
 	return found
 }
+
+var errStop = errors.New("stop")
 
 // walk calls fn for each entry of a tarball, gzipped or not.
 func walk(file string, fn func(*tar.Header, io.Reader) error) error {
@@ -76,7 +73,7 @@ func walk(file string, fn func(*tar.Header, io.Reader) error) error {
 			return err
 		}
 		if err := fn(h, tr); err != nil {
-			if err == io.EOF {
+			if err == errStop {
 				return nil
 			}
 			return err
@@ -89,158 +86,68 @@ type manifestEntry struct {
 	Layers []string `json:"Layers"`
 }
 
-// Unpack writes the archive's config and layers under dir.
-func Unpack(file, dir string) (*Result, error) {
-	// The archive's members: small ones in memory, layers to temp files.
-	tmp, err := os.MkdirTemp("", "imagearchive")
-	if err != nil {
-		return nil, err
+// Split writes the archive's config and layers under dir and returns how
+// many layers there are.
+func Split(file, dir string) (int, error) {
+	// Members are written as they come, under numbered names, then renamed
+	// after the manifest says what they are: archives list it last.
+	tmp := filepath.Join(dir, ".members")
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return 0, err
 	}
 	defer os.RemoveAll(tmp)
 	members := map[string]string{}
-	err = walk(file, func(h *tar.Header, r io.Reader) error {
+	err := walk(file, func(h *tar.Header, r io.Reader) error {
 		if h.Typeflag != tar.TypeReg {
 			return nil
 		}
 		p := filepath.Join(tmp, fmt.Sprint(len(members)))
-		f, err := os.Create(p)
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(f, r); err != nil {
-			f.Close()
+		if err := writeFile(p, r); err != nil {
 			return err
 		}
 		members[path.Clean(h.Name)] = p
-		return f.Close()
+		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("reading image archive %s: %w", file, err)
+		return 0, fmt.Errorf("reading image archive %s: %w", file, err)
 	}
 	mf, ok := members["manifest.json"]
 	if !ok {
-		return nil, fmt.Errorf("%s has no manifest.json: not an image archive", file)
+		return 0, fmt.Errorf("%s has no manifest.json: not an image archive", file)
 	}
 	var manifest []manifestEntry
 	if err := readJSON(mf, &manifest); err != nil || len(manifest) != 1 {
-		return nil, fmt.Errorf("%s: manifest.json must describe exactly one image (%v)", file, err)
+		return 0, fmt.Errorf("%s: manifest.json must describe exactly one image (%v)", file, err)
 	}
 	cfg, ok := members[path.Clean(manifest[0].Config)]
 	if !ok {
-		return nil, fmt.Errorf("%s: config %s is missing", file, manifest[0].Config)
+		return 0, fmt.Errorf("%s: config %s is missing", file, manifest[0].Config)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	dt, err := os.ReadFile(cfg)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(dir, ConfigFile), dt, 0o644); err != nil {
-		return nil, err
+	if err := os.Rename(cfg, filepath.Join(dir, ConfigFile)); err != nil {
+		return 0, err
 	}
 	for i, l := range manifest[0].Layers {
 		lp, ok := members[path.Clean(l)]
 		if !ok {
-			return nil, fmt.Errorf("%s: layer %s is missing", file, l)
+			return 0, fmt.Errorf("%s: layer %s is missing", file, l)
 		}
-		if err := extractLayer(lp, filepath.Join(dir, LayersDir, fmt.Sprint(i))); err != nil {
-			return nil, fmt.Errorf("%s: layer %s: %w", file, l, err)
+		if err := os.Link(lp, filepath.Join(dir, LayerFile(i))); err != nil {
+			return 0, err
 		}
 	}
-	return &Result{Layers: len(manifest[0].Layers)}, nil
+	return len(manifest[0].Layers), nil
 }
 
-// extractLayer writes a layer's files with their modes, owners and times.
-func extractLayer(layer, dst string) error {
-	if err := os.MkdirAll(dst, 0o755); err != nil {
-		return err
-	}
-	type dirTime struct {
-		path string
-		t    time.Time
-	}
-	var dirs []dirTime
-	err := walk(layer, func(h *tar.Header, r io.Reader) error {
-		name := path.Clean("/" + h.Name)
-		if name == "/" {
-			return nil
-		}
-		if strings.HasPrefix(path.Base(name), ".wh.") {
-			return fmt.Errorf("%s is a whiteout: layers that delete files are not supported", name)
-		}
-		p := filepath.Join(dst, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return err
-		}
-		switch h.Typeflag {
-		case tar.TypeDir:
-			if err := os.MkdirAll(p, 0o700); err != nil {
-				return err
-			}
-			dirs = append(dirs, dirTime{p, h.ModTime})
-		case tar.TypeReg:
-			f, err := os.OpenFile(p, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-			if err != nil {
-				return err
-			}
-			if _, err := io.Copy(f, r); err != nil {
-				f.Close()
-				return err
-			}
-			if err := f.Close(); err != nil {
-				return err
-			}
-		case tar.TypeSymlink:
-			if err := os.Symlink(h.Linkname, p); err != nil {
-				return err
-			}
-		case tar.TypeLink:
-			if err := os.Link(filepath.Join(dst, path.Clean("/"+h.Linkname)), p); err != nil {
-				return err
-			}
-			return nil
-		default:
-			return fmt.Errorf("%s: unsupported entry type %q", name, h.Typeflag)
-		}
-		if err := os.Lchown(p, h.Uid, h.Gid); err != nil {
-			return err
-		}
-		if h.Typeflag != tar.TypeSymlink {
-			if err := os.Chmod(p, os.FileMode(h.Mode)&os.ModePerm|modeBits(h.Mode)); err != nil {
-				return err
-			}
-		}
-		return setTime(p, h.ModTime)
-	})
+func writeFile(p string, r io.Reader) error {
+	f, err := os.Create(p)
 	if err != nil {
 		return err
 	}
-	for i := len(dirs) - 1; i >= 0; i-- {
-		if err := setTime(dirs[i].path, dirs[i].t); err != nil {
-			return err
-		}
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		return err
 	}
-	return setTime(dst, time.Unix(0, 0))
-}
-
-func modeBits(m int64) os.FileMode {
-	var out os.FileMode
-	if m&04000 != 0 {
-		out |= os.ModeSetuid
-	}
-	if m&02000 != 0 {
-		out |= os.ModeSetgid
-	}
-	if m&01000 != 0 {
-		out |= os.ModeSticky
-	}
-	return out
-}
-
-func setTime(p string, t time.Time) error {
-	ts := unix.NsecToTimespec(t.UnixNano())
-	return unix.UtimesNanoAt(unix.AT_FDCWD, p, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
+	return f.Close()
 }
 
 func readJSON(p string, v any) error {

@@ -41,18 +41,19 @@ const (
 
 // Files steps write into their outputs.
 const (
-	EvalFile     = "eval.json"    // eval: EvalResult
-	DrvDir       = "drv"          // eval: drv/<drv base>/closure, nix-store --export of the .drv closure
-	DrvClosure   = "closure"      //
-	FetchFile    = "fetch.json"   // fetch: FetchResult
-	ResultDir    = "results"      // build: results/<job key>.json, BuildResult
-	LinksFile    = "links.json"   // links (in MetaDir): LinksResult
-	ArchiveFile  = "archive.json" // unpack: ArchiveResult
-	ArchiveDir   = "archive"      // unpack: archive/config.json, archive/<n>.tar
-	ConfigFile   = "config.json"  // unpack: the image config, as in the archive
-	PushedFile   = "pushed.json"  // push: PushResult
-	ReportSuffix = ".report.json" // in ReportDir
-	ReportFile   = "report.json"  // report: the Report copied out of ReportDir
+	EvalFile     = "eval.json"      // eval: EvalResult
+	DrvDir       = "drv"            // eval: drv/<drv base>/closure, nix-store --export of the .drv closure
+	DrvClosure   = "closure"        //
+	FetchFile    = "fetch.json"     // fetch: FetchResult
+	ResultDir    = "results"        // build: results/<job key>.json, BuildResult
+	LinksFile    = "links.json"     // links (in MetaDir): LinksResult
+	ArchiveFile  = "archive.json"   // unpack: ArchiveResult
+	ArchiveDir   = "archive"        // unpack: archive/config.json, archive/<n>.tar
+	ConfigFile   = "config.json"    // unpack: the image config, as in the archive
+	PushedFile   = "pushed.json"    // push: PushResult
+	SBOMFile     = "sbom.spdx.json" // sbom: the SPDX document
+	ReportSuffix = ".report.json"   // in ReportDir
+	ReportFile   = "report.json"    // report: the Report copied out of ReportDir
 )
 
 // Exit codes of helper commands, besides 0.

@@ -392,3 +392,18 @@ func (PushRequest) Command() string { return "push" }
 type PushResult struct {
 	Paths int `json:"paths"`
 }
+
+// SBOMRequest writes the SPDX document of a platform's closures from the
+// evaluation and build steps' results, mounted into the step: a document of
+// a large closure is too large to travel in LLB.
+type SBOMRequest struct {
+	Name string `json:"name"`
+	Tool string `json:"tool"`
+	// Created is the document's creation time, in Unix seconds.
+	Created int64 `json:"created"`
+	// Evals are EvalResult files, Results BuildResult files.
+	Evals   []string `json:"evals"`
+	Results []string `json:"results"`
+}
+
+func (SBOMRequest) Command() string { return "sbom" }

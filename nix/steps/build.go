@@ -6,49 +6,16 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
-	"sort"
+	"regexp"
+	"slices"
 	"strings"
 
+	"github.com/nix-frontend/nix-frontend/nix/imagearchive"
 	"github.com/nix-frontend/nix-frontend/nix/nixlog"
+	"github.com/nix-frontend/nix-frontend/nix/protocol"
+	"github.com/nix-frontend/nix-frontend/nix/storepath"
+	"github.com/nix-frontend/nix-frontend/nix/system"
 )
-
-// BuildRequest realises one derivation's outputs in the shared store.
-type BuildRequest struct {
-	Name    string            `json:"name"`    // "hello-2.12", for messages
-	DrvPath string            `json:"drvPath"` //
-	Outputs map[string]string `json:"outputs"` // output name → store path
-	// System is the derivation's Nix system. One the build host is not
-	// becomes an extra platform, which Nix builds through the host's
-	// emulators (QEMU binfmt) or remote builders.
-	System string `json:"system,omitempty"`
-	// DrvClosure is the evaluation step's export of the .drv closure,
-	// imported when the store does not have the derivation.
-	DrvClosure string `json:"drvClosure"`
-	Out        string `json:"out"`
-}
-
-// Command implements Request.
-func (BuildRequest) Command() string { return "build" }
-
-// BuildResult is what a build step writes to ResultFile.
-type BuildResult struct {
-	DrvPath string            `json:"drvPath"`
-	System  string            `json:"system,omitempty"`
-	Outputs map[string]string `json:"outputs"`
-	// Closure is the runtime closure of the outputs.
-	Closure []PathInfo `json:"closure"`
-}
-
-// OutputPaths returns the outputs' store paths, sorted.
-func (r BuildResult) OutputPaths() []string {
-	var out []string
-	for _, p := range r.Outputs {
-		out = append(out, p)
-	}
-	sort.Strings(out)
-	return out
-}
 
 // BuildFailedError is a derivation that did not build.
 type BuildFailedError struct {
@@ -64,7 +31,7 @@ func (e *BuildFailedError) Error() string {
 	if len(e.Failed) > 0 && (len(e.Failed) > 1 || e.Failed[0] != e.DrvPath) {
 		var names []string
 		for _, f := range e.Failed {
-			names = append(names, nixlog.DrvName(f))
+			names = append(names, storepath.DrvName(f))
 		}
 		msg += fmt.Sprintf(" (its dependency %s failed)", strings.Join(names, ", "))
 	}
@@ -76,83 +43,149 @@ func (e *BuildFailedError) Error() string {
 			break
 		}
 	}
+	if hint := timeoutHint(e.Errors); hint != "" {
+		msg += "\n" + hint
+	}
 	if hint := platformHint(e.System, e.Errors); hint != "" {
 		msg += "\n" + hint
 	}
 	return msg
 }
 
-// Build realises a derivation, printing Nix's log as readable lines on
-// stderr, and writes the outputs' closure to req.Out.
-func Build(ctx context.Context, req BuildRequest, stderr io.Writer) error {
+func buildError(sum nixlog.Summary, name, drv string, targets []string) error {
+	if name == "" {
+		name = strings.Join(names(targets), ", ")
+	}
+	return &BuildFailedError{Name: name, DrvPath: drv, Failed: sum.Failed, Errors: sum.Errors}
+}
+
+func names(paths []string) []string {
+	out := make([]string, 0, len(paths))
+	for _, p := range paths {
+		out = append(out, storepath.DrvName(p))
+	}
+	return out
+}
+
+// Build realises derivations without the network and without the build's
+// credentials (the frontend gives the step neither). With Outputs set it
+// writes the job's BuildResult.
+func Build(ctx context.Context, req protocol.BuildRequest, stderr io.Writer) error {
 	if err := requireNix(); err != nil {
 		return err
 	}
-	if missing := missingPaths([]string{req.DrvPath}); len(missing) > 0 {
-		if err := importDrvs(ctx, []string{req.DrvClosure}, stderr); err != nil {
+	if err := useBuildUsers(); err != nil {
+		return err
+	}
+	// Builders have no network: asking binary caches would only fail.
+	addNixConfig("substituters =")
+	if err := importDrvs(ctx, []string{req.DrvPath}, drvInput(req.DrvPath), stderr); err != nil {
+		return err
+	}
+	targets := req.Drvs
+	if len(targets) == 0 {
+		targets = []string{req.DrvPath}
+	}
+	if req.Fetched {
+		if err := checkFetched(ctx, targets); err != nil {
 			return err
 		}
 	}
-	if req.System != "" {
-		allowSystem(req.System)
+	if req.System != "" && req.System != system.Host() {
+		// Nix builds other systems through the host's emulators (QEMU
+		// binfmt) or remote builders.
+		addNixConfig("extra-platforms = " + req.System)
+	}
+	if req.Network != "" {
+		fmt.Fprintf(stderr, "nix-frontend: builders of %s have the network (INSTALL --network=%s)\n", req.Name, req.Network)
 	}
 	dec := nixlog.NewDecoder(stderr)
 	// The indirect GC root keeps the outputs while the step runs and stops
 	// Nix warning that there is none.
-	err := nixCmd(ctx, nil, io.Discard, dec, "nix-store", "--realise", "--log-format", "internal-json",
-		"--add-root", filepath.Join(os.TempDir(), "nix-frontend-result"), req.DrvPath)
+	args := append([]string{"--realise", "--log-format", "internal-json", "--add-root", filepath.Join(os.TempDir(), "nix-frontend-result")}, targets...)
+	err := nixCmd(ctx, nil, io.Discard, dec, "nix-store", args...)
 	dec.Close()
 	if err != nil {
 		sum := dec.Summary()
 		return &BuildFailedError{Name: req.Name, DrvPath: req.DrvPath, System: req.System, Failed: sum.Failed, Errors: sum.Errors}
 	}
-	res := BuildResult{DrvPath: req.DrvPath, System: req.System, Outputs: req.Outputs}
-	res.Closure, err = pathInfos(ctx, res.OutputPaths())
+	if req.Outputs == nil {
+		return os.MkdirAll(protocol.OutDir, 0o755)
+	}
+	res := protocol.BuildResult{DrvPath: req.DrvPath, Outputs: req.Outputs}
+	outs := make([]string, 0, len(req.Outputs))
+	for _, p := range req.Outputs {
+		outs = append(outs, p)
+	}
+	slices.Sort(outs)
+	if res.Closure, err = pathInfos(ctx, outs); err != nil {
+		return err
+	}
+	if req.ImageArchive && len(outs) == 1 {
+		res.ImageArchive = imagearchive.IsArchive(outs[0])
+	}
+	if err := res.Validate(); err != nil {
+		return err
+	}
+	return writeJSON(filepath.Join(protocol.OutDir, protocol.ResultDir, req.Key+".json"), res)
+}
+
+// checkFetched makes sure the store has what the job's fetch step fetched:
+// when realising would have to download (a fixed-output derivation is not
+// built), the store lost it since, and the fetch must run again.
+func checkFetched(ctx context.Context, targets []string) error {
+	plan, err := dryRun(ctx, targets...)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(req.Out, 0o755); err != nil {
-		return err
+	var lost []string
+	for _, d := range plan.build {
+		g, err := readDrvs([]string{d})
+		if err != nil {
+			return err
+		}
+		if fixedOutput(g[d]) {
+			lost = append(lost, outputPaths(g[d])...)
+		}
 	}
-	return writeJSON(filepath.Join(req.Out, ResultFile), res)
+	if len(lost) > 0 {
+		return &StoreLostError{Missing: lost}
+	}
+	return nil
 }
 
-// allowSystem lets Nix build derivations for system on this host, adding it
-// to extra-platforms after whatever NIX_CONFIG says.
-func allowSystem(system string) {
-	if system == HostSystem() {
-		return
-	}
-	os.Setenv("NIX_CONFIG", os.Getenv("NIX_CONFIG")+"\nextra-platforms = "+system)
-}
+// Timeouts across Nix versions (colours removed):
+//
+//	building of '/nix/store/…-x.drv' timed out after 5 seconds
+//	building of '/nix/store/…-x.drv' timed out after 5 seconds of silence
+//	… (newer:) Reason: timed out after 5 seconds [of silence].
+var reTimedOut = regexp.MustCompile(`timed out after (\d+) seconds( of silence)?`)
 
-// HostSystem is the Nix system of the machine the helper runs on.
-func HostSystem() string {
-	switch runtime.GOARCH {
-	case "amd64":
-		return "x86_64-linux"
-	case "arm64":
-		return "aarch64-linux"
-	case "arm":
-		return "armv7l-linux"
-	case "386":
-		return "i686-linux"
-	default:
-		return runtime.GOARCH + "-linux"
+// timeoutHint names the Nix setting that ended a build.
+func timeoutHint(errs []string) string {
+	for _, m := range errs {
+		if sm := reTimedOut.FindStringSubmatch(m); sm != nil {
+			setting := "timeout"
+			if sm[2] != "" {
+				setting = "max-silent-time"
+			}
+			return fmt.Sprintf("Nix stopped the build after %s seconds (%s = %s in the NIX_CONFIG build argument or the Nix image's nix.conf); raise it if the build needs longer", sm[1], setting, sm[1])
+		}
 	}
+	return ""
 }
 
 // platformHint explains failures that come from building for a system the
 // BuildKit host cannot run.
-func platformHint(system string, errs []string) string {
-	if system == "" || system == HostSystem() {
+func platformHint(sys string, errs []string) string {
+	if sys == "" || sys == system.Host() {
 		return ""
 	}
 	for _, m := range errs {
 		if strings.Contains(m, "Exec format error") || strings.Contains(m, "is required to build") {
 			return fmt.Sprintf("this BuildKit host (%s) cannot run %s programs: register QEMU emulators on the host "+
 				"(docker run --privileged --rm tonistiigi/binfmt --install all), or give Nix a remote builder for %s "+
-				"with builders = ... in the NIX_CONFIG build argument", HostSystem(), system, system)
+				"with builders = ... in the NIX_CONFIG build argument", system.Host(), sys, sys)
 		}
 	}
 	return ""

@@ -3,11 +3,13 @@ package steps
 import (
 	"strings"
 	"testing"
+
+	"github.com/nix-frontend/nix-frontend/nix/system"
 )
 
 func TestBuildFailedErrorMessage(t *testing.T) {
 	other := "aarch64-linux"
-	if HostSystem() == other {
+	if system.Host() == other {
 		other = "x86_64-linux"
 	}
 	cases := []struct {
@@ -24,7 +26,7 @@ func TestBuildFailedErrorMessage(t *testing.T) {
 		{"foreign system that cannot run", BuildFailedError{Name: "x", DrvPath: "/nix/store/d-x.drv", System: other,
 			Errors: []string{"executing '/nix/store/e-busybox/bin/busybox': Exec format error"}},
 			[]string{"cannot run " + other + " programs", "binfmt", "builders ="}, nil},
-		{"host system gets no platform hint", BuildFailedError{Name: "x", DrvPath: "/nix/store/d-x.drv", System: HostSystem(),
+		{"host system gets no platform hint", BuildFailedError{Name: "x", DrvPath: "/nix/store/d-x.drv", System: system.Host(),
 			Errors: []string{"Exec format error"}},
 			nil, []string{"binfmt"}},
 	}

@@ -1,14 +1,15 @@
 // Package steps is what nix-frontend's helper does inside build steps, next
-// to the Nix store: evaluate installables, build one derivation, export a
-// closure. The request and result types are the contract between the
-// frontend, which writes requests into the LLB it generates, and the helper
-// binary that runs them; both sides use this package.
+// to the Nix store: evaluate installables, fetch what builds need from
+// outside, build derivations, and turn store paths into layers. Each
+// command reads a request of package protocol and writes its results to the
+// step's output; a failure is reported as an error (see Failure).
 package steps
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,67 +18,47 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/nix-frontend/nix-frontend/nix/protocol"
+	"github.com/nix-frontend/nix-frontend/nix/storepath"
 	"golang.org/x/sys/unix"
 )
 
-// Paths inside build steps.
-const (
-	// HelperRoot is where the frontend image is mounted; the helper binary
-	// is HelperRoot + "/bin/nix-frontend".
-	HelperRoot = "/.nix-frontend"
-	// SrcDir is where the build context is mounted for evaluation.
-	SrcDir = "/.nix-frontend-src"
-	// InDir is where a step's inputs (earlier steps' outputs) are mounted.
-	InDir = "/.nix-frontend-in"
-	// OutDir is the step's output.
-	OutDir = "/.nix-frontend-out"
-	// StoreDir is the Nix store; nix-frontend supports the default only,
-	// which is what every binary cache and nixpkgs build assumes.
-	StoreDir = "/nix/store"
-)
-
-// HelperBinary is the helper's path inside build steps.
-const HelperBinary = HelperRoot + "/bin/nix-frontend"
-
-// Files a step writes into its output.
-const (
-	JobsFile     = "jobs.json"     // eval: []EvalJob
-	DrvDir       = "drv"           // eval: drv/<drv basename>/closure (nix-store --export of the .drv closure)
-	DrvClosure   = "closure"       //
-	ResultFile   = "result.json"   // build: BuildResult
-	ManifestFile = "manifest.json" // export: Manifest
-	LinksDir     = "links"         // export: the link tree, rooted like the image
-)
-
-// PathInfo is what the image needs to know of a store path. Only fields that
-// depend on the path's contents are kept, so results are byte-identical
-// wherever the same path was built.
-type PathInfo struct {
-	Path       string   `json:"path"`
-	NarHash    string   `json:"narHash"`
-	NarSize    int64    `json:"narSize"`
-	References []string `json:"references,omitempty"`
-	// Deriver is the derivation that built the path, for the SBOM.
-	Deriver string `json:"deriver,omitempty"`
+// StoreLostError says the store lacks paths an earlier, cached step made:
+// the frontend realises them again (protocol.ExitStoreLost).
+type StoreLostError struct {
+	Missing []string
 }
 
-// Name is the store path without /nix/store/ and the hash: "hello-2.12".
-func (p PathInfo) Name() string { return StorePathName(p.Path) }
+func (e *StoreLostError) Error() string {
+	n := len(e.Missing)
+	shown := e.Missing[:min(n, 5)]
+	return fmt.Sprintf("the /nix cache lacks %d store paths an earlier step made (%s); realising them again", n, strings.Join(shown, ", "))
+}
 
-// StorePathName returns "hello-2.12" for "/nix/store/<hash>-hello-2.12".
-func StorePathName(p string) string {
-	base := filepath.Base(p)
-	if i := strings.IndexByte(base, '-'); i >= 0 {
-		return base[i+1:]
+// Report turns a command's error into its exit code and report.
+func Report(err error) (int, protocol.Report) {
+	rep := protocol.Report{Error: err.Error()}
+	var lost *StoreLostError
+	if errors.As(err, &lost) {
+		rep.Missing = lost.Missing
+		return protocol.ExitStoreLost, rep
 	}
-	return base
+	var ef *EvalFailedError
+	if errors.As(err, &ef) {
+		rep.Eval = ef.Result
+	}
+	var lc *LinkCollisionError
+	if errors.As(err, &lc) {
+		rep.Group = &lc.Group
+	}
+	return protocol.ExitFailed, rep
 }
-
-// DrvKey is the directory name under DrvDir for a .drv path.
-func DrvKey(drvPath string) string { return filepath.Base(drvPath) }
 
 // writeJSON writes v as indented JSON with a trailing newline.
 func writeJSON(path string, v any) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
 	dt, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
@@ -85,29 +66,13 @@ func writeJSON(path string, v any) error {
 	return os.WriteFile(path, append(dt, '\n'), 0o644)
 }
 
-// ReadJSON reads a file written by a step.
-func ReadJSON(path string, v any) error {
+// readJSON reads a file an earlier step wrote.
+func readJSON(path string, v any) error {
 	dt, err := os.ReadFile(path)
 	if err != nil {
 		return err
 	}
 	return json.Unmarshal(dt, v)
-}
-
-// Request is any step's request; the helper reads it from its argument.
-type Request interface {
-	Command() string
-}
-
-// RequestEnv is the environment variable that carries a step's request.
-const RequestEnv = "NIX_FRONTEND_REQUEST"
-
-// Encode renders a request as the argument the helper receives. The
-// request is part of the build step's command line, hence of its cache key:
-// it must hold only what the step's result depends on.
-func Encode(r Request) (string, error) {
-	dt, err := json.Marshal(r)
-	return string(dt), err
 }
 
 // nixCmd runs a Nix command with stdin, stdout and stderr as given; on
@@ -122,12 +87,21 @@ func nixCmd(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, name
 		cmd.Stderr = io.MultiWriter(stderr, &tail)
 	}
 	if err := cmd.Run(); err != nil {
-		if execErr, ok := err.(*exec.Error); ok {
+		var execErr *exec.Error
+		if errors.As(err, &execErr) {
 			return fmt.Errorf("%s: %w (is Nix installed in the Nix image and on its PATH?)", name, execErr.Err)
 		}
-		return fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, tail.String())
+		return fmt.Errorf("%s %s: %w\n%s", name, shortArgs(args), err, tail.String())
 	}
 	return nil
+}
+
+// shortArgs shows a command line without hundreds of store paths.
+func shortArgs(args []string) string {
+	if len(args) > 8 {
+		return strings.Join(args[:8], " ") + fmt.Sprintf(" … (%d more)", len(args)-8)
+	}
+	return strings.Join(args, " ")
 }
 
 // nixOutput runs a Nix command and returns its stdout.
@@ -150,72 +124,110 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 
 func (t *tailBuffer) String() string { return strings.TrimSpace(string(t.b)) }
 
-// pathInfos returns the closure of paths with their metadata, sorted by path.
-func pathInfos(ctx context.Context, paths []string) ([]PathInfo, error) {
+// pathInfos returns the closure of paths with their metadata, sorted by
+// path, in one form whatever the Nix version printed: NAR hashes as
+// "sha256:<base32>", references sorted.
+func pathInfos(ctx context.Context, paths []string) ([]protocol.PathInfo, error) {
 	if len(paths) == 0 {
 		return nil, nil
 	}
-	args := append([]string{"path-info", "--json", "--recursive"}, paths...)
-	out, err := nixOutput(ctx, "nix", args...)
+	out, err := nixOutput(ctx, "nix", append([]string{"path-info", "--json", "--recursive"}, paths...)...)
 	if err != nil {
 		return nil, err
 	}
-	var infos []PathInfo
-	if err := json.Unmarshal(out, &infos); err != nil {
-		// Nix 2.19+ prints an object keyed by path.
-		var byPath map[string]PathInfo
+	infos, err := parsePathInfo(out)
+	if err != nil {
+		return nil, fmt.Errorf("reading nix path-info output: %w", err)
+	}
+	return infos, nil
+}
+
+// rawPathInfo is one path of `nix path-info --json`: Nix 2.8 to 2.18 print
+// a list of these with "path" set, later versions an object keyed by path.
+type rawPathInfo struct {
+	Path       string   `json:"path"`
+	NarHash    string   `json:"narHash"`
+	NarSize    int64    `json:"narSize"`
+	References []string `json:"references"`
+	Deriver    *string  `json:"deriver"`
+}
+
+func parsePathInfo(out []byte) ([]protocol.PathInfo, error) {
+	var raw []rawPathInfo
+	if err := json.Unmarshal(out, &raw); err != nil {
+		var byPath map[string]*rawPathInfo
 		if err2 := json.Unmarshal(out, &byPath); err2 != nil {
-			return nil, fmt.Errorf("reading nix path-info output: %w", err)
+			return nil, err
 		}
+		raw = raw[:0]
 		for p, info := range byPath {
+			if info == nil {
+				return nil, fmt.Errorf("%s is not valid in the store", p)
+			}
 			info.Path = p
-			infos = append(infos, info)
+			raw = append(raw, *info)
 		}
 	}
-	for i := range infos {
-		sort.Strings(infos[i].References)
+	infos := make([]protocol.PathInfo, 0, len(raw))
+	for _, r := range raw {
+		h, err := storepath.ParseNarHash(r.NarHash)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", r.Path, err)
+		}
+		pi := protocol.PathInfo{Path: r.Path, NarHash: h.String(), NarSize: r.NarSize, References: append([]string(nil), r.References...)}
+		if r.Deriver != nil {
+			pi.Deriver = *r.Deriver
+		}
+		sort.Strings(pi.References)
+		infos = append(infos, pi)
 	}
 	sort.Slice(infos, func(i, j int) bool { return infos[i].Path < infos[j].Path })
 	return infos, nil
 }
 
-// missingPaths returns the paths that are not in the store.
-func missingPaths(paths []string) []string {
-	var missing []string
-	for _, p := range paths {
-		if _, err := os.Lstat(p); err != nil {
-			missing = append(missing, p)
-		}
+// invalidPaths returns the paths the store does not hold as valid.
+func invalidPaths(ctx context.Context, paths []string) ([]string, error) {
+	if len(paths) == 0 {
+		return nil, nil
 	}
-	return missing
+	var out bytes.Buffer
+	err := nixCmd(ctx, nil, &out, nil, "nix-store", append([]string{"--check-validity", "--print-invalid"}, paths...)...)
+	if err != nil {
+		return nil, err
+	}
+	return strings.Fields(out.String()), nil
 }
 
-// importDrvs adds .drv closures exported by the evaluation step to the
-// store, for a store that no longer has them (a pruned or new /nix cache).
-func importDrvs(ctx context.Context, files []string, stderr io.Writer) error {
-	for _, f := range files {
-		in, err := os.Open(f)
-		if err != nil {
-			return err
-		}
-		err = nixCmd(ctx, in, io.Discard, stderr, "nix-store", "--import")
-		in.Close()
-		if err != nil {
-			return fmt.Errorf("importing derivations from the evaluation step: %w", err)
-		}
+// importDrvs adds a .drv closure exported by the evaluation step to the
+// store unless the store has the derivation: a pruned or new /nix cache.
+func importDrvs(ctx context.Context, drvs []string, closure string, stderr io.Writer) error {
+	missing, err := invalidPaths(ctx, drvs)
+	if err != nil || len(missing) == 0 {
+		return err
+	}
+	in, err := os.Open(closure)
+	if err != nil {
+		return fmt.Errorf("the store lacks %s and the evaluation's export of it is missing: %w", missing[0], err)
+	}
+	defer in.Close()
+	if err := nixCmd(ctx, in, io.Discard, stderr, "nix-store", "--import"); err != nil {
+		return fmt.Errorf("importing derivations from the evaluation step: %w", err)
 	}
 	return nil
 }
 
-// ErrNoNix is returned when the Nix image has no Nix on its PATH.
-var ErrNoNix = fmt.Errorf("the Nix image has no nix-store and nix on its PATH: set the NIX_IMAGE build argument to an image with Nix 2.8 or later, such as nixos/nix")
+// drvInput is where build and fetch steps find the evaluation's export of
+// their derivation's closure.
+func drvInput(drvPath string) string {
+	return filepath.Join(protocol.InDir, protocol.DrvDir, storepath.Base(drvPath), protocol.DrvClosure)
+}
 
-// requireNix checks that the Nix image has the commands the steps run, and
-// sets up the credentials the build gave.
+// ErrNoNix is returned when the Nix image has no Nix on its PATH.
+var ErrNoNix = errors.New("the Nix image has no nix-store and nix on its PATH: set the NIX_IMAGE build argument to an image with Nix 2.8 or later, such as nixos/nix")
+
+// requireNix checks that the Nix image has the commands the steps run and
+// that the store is initialised.
 func requireNix() error {
-	if err := useCredentials(); err != nil {
-		return err
-	}
 	for _, c := range []string{"nix", "nix-store"} {
 		if _, err := exec.LookPath(c); err != nil {
 			return ErrNoNix
@@ -256,39 +268,8 @@ func initStore() error {
 	return os.WriteFile(marker, nil, 0o644)
 }
 
-// Where build steps find the credentials the build was given.
-const (
-	// NetrcSecret is `--secret id=netrc`: a netrc file for HTTP fetches
-	// and binary caches.
-	NetrcSecret = "/run/secrets/nix-frontend/netrc"
-	// AccessTokensSecret is `--secret id=access-tokens`: Nix's
-	// access-tokens setting ("github.com=ghp_..." entries), for flake
-	// inputs on private forges.
-	AccessTokensSecret = "/run/secrets/nix-frontend/access-tokens"
-	// SSHAgentSocket is `--ssh default`, for git+ssh flake inputs.
-	SSHAgentSocket = "/run/nix-frontend/ssh-agent.sock"
-)
-
-// useCredentials hands the credentials mounted into this step to the Nix
-// processes it starts, through their environment only.
-func useCredentials() error {
-	var extra []string
-	if _, err := os.Stat(NetrcSecret); err == nil {
-		extra = append(extra, "netrc-file = "+NetrcSecret)
-	}
-	if dt, err := os.ReadFile(AccessTokensSecret); err == nil {
-		tokens := strings.Join(strings.Fields(string(dt)), " ")
-		if tokens != "" {
-			extra = append(extra, "access-tokens = "+tokens)
-		}
-	}
-	if len(extra) > 0 {
-		if err := os.Setenv("NIX_CONFIG", os.Getenv("NIX_CONFIG")+"\n"+strings.Join(extra, "\n")); err != nil {
-			return err
-		}
-	}
-	if _, err := os.Stat(SSHAgentSocket); err == nil {
-		return os.Setenv("SSH_AUTH_SOCK", SSHAgentSocket)
-	}
-	return nil
+// addNixConfig appends settings to the NIX_CONFIG of the Nix processes this
+// step starts.
+func addNixConfig(lines ...string) {
+	os.Setenv("NIX_CONFIG", os.Getenv("NIX_CONFIG")+"\n"+strings.Join(lines, "\n"))
 }

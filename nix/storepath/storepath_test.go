@@ -17,8 +17,8 @@ func TestValidate(t *testing.T) {
 	}
 	bad := []string{
 		"", "/etc/passwd", "/nix/store/short-hello",
-		"/nix/store/0c5w3dzs5lvhpnqjkqd4w8pkjcg0x0yc-hello/bin",     // below a store path
-		"/nix/store/0c5w3dzs5lvhpnqjkqd4w8pkjcg0x0ye-hello",         // 'e' is not in Nix's base32
+		"/nix/store/0c5w3dzs5lvhpnqjkqd4w8pkjcg0x0yc-hello/bin",    // below a store path
+		"/nix/store/0c5w3dzs5lvhpnqjkqd4w8pkjcg0x0ye-hello",        // 'e' is not in Nix's base32
 		"/nix/store/0c5w3dzs5lvhpnqjkqd4w8pkjcg0x0yc-hello\nworld", // a newline
 		"/nix/store/0c5w3dzs5lvhpnqjkqd4w8pkjcg0x0yc-.hidden",
 		"/other/store/0c5w3dzs5lvhpnqjkqd4w8pkjcg0x0yc-hello",

@@ -1,0 +1,222 @@
+package nixbuild
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/nix-frontend/nix-frontend/llb/nixstep"
+	"github.com/nix-frontend/nix-frontend/nix/protocol"
+	"github.com/nix-frontend/nix-frontend/nix/storepath"
+	"golang.org/x/sync/errgroup"
+)
+
+// maxFetchRounds bounds how often downloads wait for builds they need and
+// those builds for downloads: nixpkgs built from source needs a few.
+const maxFetchRounds = 8
+
+// build runs each job's fetch steps, when it needs any, and its build step,
+// and reads the jobs' results.
+func (p *plan) build(ctx context.Context, ev *evaluation, jobs []*job) error {
+	after, err := p.fetch(ctx, ev, jobs)
+	if err != nil {
+		return err
+	}
+	steps := make([]planStep, len(jobs))
+	for i, j := range jobs {
+		name := fmt.Sprintf("[nix %d/%d] build %s", i+1, len(jobs), j.name)
+		if j.network != "" {
+			name += " (network: " + j.network + ")"
+		}
+		inputs := []nixstep.Mount{drvMount(ev, j.drvPath)}
+		if st, ok := after[j]; ok {
+			inputs = append(inputs, nixstep.Mount{Target: protocol.InDir + "/fetched", State: st, Path: "/"})
+		}
+		steps[i] = planStep{Step: nixstep.Step{
+			Name: name,
+			Request: protocol.BuildRequest{Name: j.name, DrvPath: j.drvPath, Outputs: j.outputs, Key: j.key,
+				System: j.system, Fetched: j.fetch, Network: j.network, Recover: p.recover,
+				ImageArchive: p.stage.EntrypointFromMeta && len(jobs) == 1 && len(j.outputs) == 1},
+			Inputs:     inputs,
+			Access:     nixstep.Hermetic,
+			Network:    j.network != "",
+			UserConfig: true,
+		}, locs: j.locs}
+	}
+	runs, err := p.steps(steps...)
+	if err != nil {
+		return err
+	}
+	results := make([]protocol.BuildResult, len(jobs))
+	files := make([]string, len(jobs))
+	states := make([]llb.State, len(jobs))
+	for i, j := range jobs {
+		j.run = runs[i]
+		files[i] = j.resultFile()
+		states[i] = runs[i].Out
+	}
+	if err := p.readAll(ctx, states, files, func(i int) any { return &results[i] }); err != nil {
+		return err
+	}
+	for i, j := range jobs {
+		r := &results[i]
+		if err := r.Validate(); err != nil {
+			return parser.WithLocation(fmt.Errorf("the build step of %s: %w", j.name, err), j.locs)
+		}
+		if r.DrvPath != j.drvPath || !maps.Equal(r.Outputs, j.outputs) {
+			return parser.WithLocation(fmt.Errorf("the build step of %s reported other outputs than asked for", j.name), j.locs)
+		}
+		j.result = r
+	}
+	return nil
+}
+
+// fetch runs the fetch steps of the jobs that need them, round by round:
+// a round's fetches download what they can; when downloads wait for
+// ordinary derivations (a fetcher program to build first), a hermetic build
+// step makes those and the next round fetches again. It returns each
+// fetching job's last step, which its build step runs after.
+func (p *plan) fetch(ctx context.Context, ev *evaluation, jobs []*job) (map[*job]llb.State, error) {
+	after := map[*job]llb.State{}
+	var pending []*job
+	for _, j := range jobs {
+		if j.fetch {
+			pending = append(pending, j)
+		}
+	}
+	for round := 0; len(pending) > 0; round++ {
+		if round == maxFetchRounds {
+			j := pending[0]
+			return nil, parser.WithLocation(fmt.Errorf("downloads of %s still wait for builds after %d rounds of fetching", j.name, round), j.locs)
+		}
+		steps := make([]planStep, len(pending))
+		for i, j := range pending {
+			name := fmt.Sprintf("[nix %s] fetch for %s", p.stage.Name, j.name)
+			if round > 0 {
+				name += fmt.Sprintf(" (round %d)", round+1)
+			}
+			inputs := []nixstep.Mount{drvMount(ev, j.drvPath)}
+			if st, ok := after[j]; ok {
+				inputs = append(inputs, nixstep.Mount{Target: protocol.InDir + "/before", State: st, Path: "/"})
+			}
+			steps[i] = planStep{Step: nixstep.Step{
+				Name:       name,
+				Request:    protocol.FetchRequest{DrvPath: j.drvPath, Round: round, Recover: p.recover},
+				Inputs:     inputs,
+				Access:     nixstep.Fetching,
+				UserConfig: true,
+			}, locs: j.locs}
+		}
+		runs, err := p.steps(steps...)
+		if err != nil {
+			return nil, err
+		}
+		results := make([]protocol.FetchResult, len(pending))
+		states := make([]llb.State, len(pending))
+		files := make([]string, len(pending))
+		for i := range pending {
+			states[i], files[i] = runs[i].Out, protocol.FetchFile
+		}
+		if err := p.readAll(ctx, states, files, func(i int) any { return &results[i] }); err != nil {
+			return nil, err
+		}
+		var next []*job
+		var prep []planStep
+		for i, j := range pending {
+			after[j] = runs[i].Out
+			if err := results[i].Validate(); err != nil {
+				return nil, parser.WithLocation(fmt.Errorf("the fetch step of %s: %w", j.name, err), j.locs)
+			}
+			if len(results[i].Waiting) == 0 {
+				continue
+			}
+			next = append(next, j)
+			prep = append(prep, planStep{Step: nixstep.Step{
+				Name: fmt.Sprintf("[nix %s] build what downloads of %s need: %s", p.stage.Name, j.name, strings.Join(drvNames(results[i].Waiting), ", ")),
+				Request: protocol.BuildRequest{Name: j.name, DrvPath: j.drvPath, Drvs: results[i].Waiting, System: j.system,
+					Network: j.network, Recover: p.recover},
+				Inputs:     []nixstep.Mount{drvMount(ev, j.drvPath), {Target: protocol.InDir + "/before", State: runs[i].Out, Path: "/"}},
+				Access:     nixstep.Hermetic,
+				Network:    j.network != "",
+				UserConfig: true,
+			}, locs: j.locs})
+		}
+		prepRuns, err := p.steps(prep...)
+		if err != nil {
+			return nil, err
+		}
+		for k, j := range next {
+			after[j] = prepRuns[k].Out
+		}
+		pending = next
+	}
+	return after, nil
+}
+
+// drvMount is the evaluation's export of a derivation's closure, which
+// fetch and build steps import when the store no longer has it.
+func drvMount(ev *evaluation, drvPath string) nixstep.Mount {
+	dir := path.Join(protocol.DrvDir, storepath.Base(drvPath))
+	return nixstep.Mount{Target: path.Join(protocol.InDir, dir), State: ev.run.Out, Path: "/" + dir}
+}
+
+func drvNames(drvs []string) []string {
+	out := make([]string, 0, min(len(drvs), 4))
+	for i, d := range drvs {
+		if i == 3 {
+			out = append(out, fmt.Sprintf("and %d more", len(drvs)-3))
+			break
+		}
+		out = append(out, storepath.DrvName(d))
+	}
+	return out
+}
+
+// readAll reads file i of state i into into(i): from one merged state when
+// the files' names differ, else state by state, concurrently.
+func (p *plan) readAll(ctx context.Context, states []llb.State, files []string, into func(int) any) error {
+	if len(states) == 0 {
+		return nil
+	}
+	sorted := slices.Clone(files)
+	slices.Sort(sorted)
+	if len(states) > 1 && len(slices.Compact(sorted)) == len(files) {
+		p.anchors = append(p.anchors, states...)
+		ref, err := p.solveRef(ctx, llb.Merge(states, llb.WithCustomName("[nix] collect step results")))
+		if err != nil {
+			return err
+		}
+		g, ctx := errgroup.WithContext(ctx)
+		g.SetLimit(16)
+		for i := range states {
+			g.Go(func() error { return readRefJSON(ctx, ref, files[i], into(i)) })
+		}
+		return g.Wait()
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for i := range states {
+		g.Go(func() error { return p.readJSON(ctx, states[i], files[i], into(i)) })
+	}
+	return g.Wait()
+}
+
+// closure is the union of the jobs' closures, sorted by path.
+func closure(jobs []*job) []protocol.PathInfo {
+	byPath := map[string]protocol.PathInfo{}
+	for _, j := range jobs {
+		for _, pi := range j.result.Closure {
+			byPath[pi.Path] = pi
+		}
+	}
+	out := make([]protocol.PathInfo, 0, len(byPath))
+	for _, k := range slices.Sorted(maps.Keys(byPath)) {
+		out = append(out, byPath[k])
+	}
+	return out
+}
