@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nix-frontend/nix-frontend/nix/internal/fstime"
 	"golang.org/x/sys/unix"
 )
 
@@ -204,22 +205,14 @@ func write(dir string, n *node) error {
 // Empty reports whether nothing was linked.
 func (t *Tree) Empty() bool { return len(t.root.children) == 0 }
 
-// Epoch sets a path's times to the Unix epoch without following symlinks.
-func epoch(p string) error {
-	ts := unix.NsecToTimespec(time.Unix(0, 0).UnixNano())
-	return unix.UtimesNanoAt(unix.AT_FDCWD, p, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
-}
+// epoch is the time every entry of a link tree carries.
+var epoch0 = time.Unix(0, 0)
+
+func epoch(p string) error { return fstime.Set(p, epoch0) }
 
 // EpochTimes sets the times of dir and every parent up to (not including)
 // stop to the Unix epoch, for directories a step creates around a tree.
-func EpochTimes(dir, stop string) error {
-	for d := dir; d != stop && len(d) > len(stop); d = filepath.Dir(d) {
-		if err := epoch(d); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+func EpochTimes(dir, stop string) error { return fstime.SetUpTo(dir, stop, epoch0) }
 
 func isDirFollow(p string) bool {
 	fi, err := os.Stat(p)

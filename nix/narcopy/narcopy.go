@@ -23,8 +23,8 @@ import (
 	"time"
 
 	"github.com/nix-community/go-nix/pkg/nar"
+	"github.com/nix-frontend/nix-frontend/nix/internal/fstime"
 	"github.com/nix-frontend/nix-frontend/nix/storepath"
-	"golang.org/x/sys/unix"
 )
 
 // StoreTime is the modification time Nix gives every store file.
@@ -126,22 +126,12 @@ func writeFile(p string, r io.Reader, hdr *nar.Header) error {
 	return setTime(p)
 }
 
-func setTime(p string) error {
-	ts := unix.NsecToTimespec(StoreTime.UnixNano())
-	return unix.UtimesNanoAt(unix.AT_FDCWD, p, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
-}
+func setTime(p string) error { return fstime.Set(p, StoreTime) }
 
 // SetTimes sets the times of dir and of every directory between it and stop
 // (not included) to StoreTime: for the directories a layer holds around its
 // store paths (/nix, /nix/store).
-func SetTimes(dir, stop string) error {
-	for d := dir; d != stop && len(d) > len(stop); d = filepath.Dir(d) {
-		if err := setTime(d); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+func SetTimes(dir, stop string) error { return fstime.SetUpTo(dir, stop, StoreTime) }
 
 type counter struct {
 	r io.Reader

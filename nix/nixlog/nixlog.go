@@ -28,24 +28,21 @@
 // its version ("hello"), the same prefix Nix uses for -L output. Every build
 // start prints exactly one `nix: building <name>` line and every substitution
 // exactly one `nix: substituting <store path>` line, so tests can count them.
-// With [Decoder.Timings] set, the end of each build that did not fail prints
-// `nix: finished building <name> in 1.2s`.
 //
 // ANSI colour sequences are removed from everything the decoder writes,
 // because BuildKit's plain progress output shows them as garbage.
 package nixlog
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
-	"path"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
-	"time"
+
+	"github.com/nix-frontend/nix-frontend/nix/storepath"
 )
 
 // ActivityType is Nix's ActivityType enum (src/libutil/logging.hh). The
@@ -86,76 +83,31 @@ const (
 	ResFetchStatus      ResultType = 108 // newer Nix only
 )
 
-// Nix's verbosity levels (lvlError = 0 ... lvlVomit = 7).
+// Nix's verbosity levels: errors, and what Nix shows when stderr is not a
+// terminal (lvlInfo), the most this decoder prints.
 const (
-	LevelError     = 0
-	LevelWarn      = 1
-	LevelNotice    = 2
-	LevelInfo      = 3
-	LevelTalkative = 4
-	LevelChatty    = 5
-	LevelDebug     = 6
-	LevelVomit     = 7
+	LevelError = 0
+	LevelInfo  = 3
 )
-
-// DefaultTailLines is how many log lines the summary keeps per derivation.
-const DefaultTailLines = 30
 
 // Summary is what a decoded log says about the build as a whole.
 type Summary struct {
 	// Builds lists the .drv paths whose build started, in order. Its length
 	// is the number of derivations Nix built (or tried to build).
 	Builds []string
-	// Substituted lists the store paths fetched from a binary cache.
-	Substituted []string
 	// Failed lists the .drv paths whose builder failed (or that could not be
 	// built at all, e.g. for a platform mismatch), in the order Nix reported
 	// them.
 	Failed []string
-	// DependencyFailed lists the .drv paths that were not built because
-	// one of their dependencies failed.
-	DependencyFailed []string
 	// Errors holds Nix's error messages (level error), colours removed.
 	Errors []string
-
-	tails map[string][]string
-}
-
-// Tail returns the last log lines (at most Decoder.TailLines) of a
-// derivation's build. drv is a .drv store path, or a derivation name
-// ("hello-2.12") which matches the first build of that name.
-func (s Summary) Tail(drv string) []string {
-	if t, ok := s.tails[drv]; ok {
-		return append([]string(nil), t...)
-	}
-	for _, p := range s.Builds {
-		if DrvName(p) == drv {
-			return append([]string(nil), s.tails[p]...)
-		}
-	}
-	return nil
 }
 
 // Decoder decodes Nix's internal-json log. It is an io.WriteCloser, so it can
 // be a command's Stderr directly; Close flushes a last unterminated line.
-// Configure the exported fields before the first Write.
+// Messages and activities up to LevelInfo are printed; build starts,
+// substitutions and build log lines always are.
 type Decoder struct {
-	// Verbosity is the highest Nix level (LevelError ... LevelVomit) whose
-	// messages and activities are printed. NewDecoder sets LevelInfo, what
-	// Nix itself shows when stderr is not a terminal. Build starts,
-	// substitutions and build log lines are always printed.
-	Verbosity int
-	// Timings makes the end of each build that has not failed print
-	// `nix: finished building <name> in 1.2s`. Nix 2.8 ends build
-	// activities only when the whole `nix build` ends, so there the
-	// durations run to the end of the command.
-	Timings bool
-	// Now is the clock used for timings; time.Now when nil.
-	Now func() time.Time
-	// TailLines is how many lines per derivation the summary keeps;
-	// DefaultTailLines when zero.
-	TailLines int
-
 	mu      sync.Mutex
 	w       io.Writer
 	partial []byte
@@ -173,34 +125,11 @@ type activity struct {
 	drv    string // actBuild, actPostBuildHook: the .drv path
 	path   string // actSubstitute: the store path
 	pname  string // name without version, the -L prefix
-	start  time.Time
 }
 
 // NewDecoder returns a decoder writing readable lines to w.
 func NewDecoder(w io.Writer) *Decoder {
-	return &Decoder{w: w, Verbosity: LevelInfo}
-}
-
-// Decode reads Nix's stderr from r until EOF, writes readable lines to w and
-// returns the summary. The error is a read or write error, never a build
-// failure: look at Summary.Failed and Nix's exit status for those.
-func Decode(r io.Reader, w io.Writer) (Summary, error) {
-	d := NewDecoder(w)
-	br := bufio.NewReaderSize(r, 64<<10)
-	for {
-		line, err := br.ReadBytes('\n')
-		if len(line) > 0 {
-			if werr := d.line(bytes.TrimRight(line, "\r\n")); werr != nil {
-				return d.Summary(), werr
-			}
-		}
-		if err == io.EOF {
-			return d.Summary(), nil
-		}
-		if err != nil {
-			return d.Summary(), err
-		}
-	}
+	return &Decoder{w: w}
 }
 
 // Write decodes complete lines in p and keeps an unterminated rest for the
@@ -242,23 +171,10 @@ func (d *Decoder) Summary() Summary {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	s := d.sum
-	s.Builds = append([]string(nil), s.Builds...)
-	s.Substituted = append([]string(nil), s.Substituted...)
-	s.Failed = append([]string(nil), s.Failed...)
-	s.DependencyFailed = append([]string(nil), s.DependencyFailed...)
-	s.Errors = append([]string(nil), s.Errors...)
-	s.tails = make(map[string][]string, len(d.sum.tails))
-	for k, v := range d.sum.tails {
-		s.tails[k] = append([]string(nil), v...)
-	}
+	s.Builds = slices.Clone(s.Builds)
+	s.Failed = slices.Clone(s.Failed)
+	s.Errors = slices.Clone(s.Errors)
 	return s
-}
-
-func (d *Decoder) line(b []byte) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.lineLocked(b)
-	return d.werr
 }
 
 // event is one `@nix` object; see JSONLogger in Nix's src/libutil/logging.cc.
@@ -291,7 +207,6 @@ func (d *Decoder) lineLocked(b []byte) {
 		d.acts = make(map[uint64]*activity)
 		d.failed = make(map[string]bool)
 		d.substituting = make(map[string]int)
-		d.sum.tails = make(map[string][]string)
 	}
 	if !bytes.HasPrefix(b, []byte(prefix)) {
 		d.println(string(b))
@@ -315,17 +230,8 @@ func (d *Decoder) lineLocked(b []byte) {
 	}
 }
 
-func (d *Decoder) now() time.Time {
-	if d.Now != nil {
-		return d.Now()
-	}
-	return time.Now()
-}
-
-func (d *Decoder) verbosity() int { return d.Verbosity }
-
 func (d *Decoder) start(e *event) {
-	a := &activity{typ: ActivityType(e.Type), parent: e.Parent, start: d.now()}
+	a := &activity{typ: ActivityType(e.Type), parent: e.Parent}
 	d.acts[e.ID] = a
 	switch a.typ {
 	case ActBuild:
@@ -334,9 +240,9 @@ func (d *Decoder) start(e *event) {
 			drv = textPath(e.Text)
 		}
 		a.drv = drv
-		a.pname = PName(DrvName(drv))
+		a.pname = storepath.PName(storepath.DrvName(drv))
 		d.sum.Builds = append(d.sum.Builds, drv)
-		d.println("nix: building " + DrvName(drv))
+		d.println("nix: building " + storepath.DrvName(drv))
 	case ActSubstitute:
 		p, ok := e.str(0)
 		if !ok {
@@ -344,13 +250,12 @@ func (d *Decoder) start(e *event) {
 		}
 		a.path = p
 		d.substituting[p]++
-		d.sum.Substituted = append(d.sum.Substituted, p)
 		d.println("nix: substituting " + p)
 	case ActPostBuildHook:
 		drv, _ := e.str(0)
 		a.drv = drv
-		a.pname = PName(DrvName(drv))
-		d.println("nix: post-build " + DrvName(drv))
+		a.pname = storepath.PName(storepath.DrvName(drv))
+		d.println("nix: post-build " + storepath.DrvName(drv))
 	case ActBuildWaiting, ActQueryPathInfo:
 		// Noise: waiting for a lock, asking caches about paths.
 	case ActCopyPath:
@@ -374,7 +279,7 @@ func (d *Decoder) start(e *event) {
 }
 
 func (d *Decoder) printText(e *event) {
-	if e.Text != "" && e.Level <= d.verbosity() {
+	if e.Text != "" && e.Level <= LevelInfo {
 		d.println(StripANSI(e.Text))
 	}
 }
@@ -409,17 +314,13 @@ func (d *Decoder) stop(e *event) {
 	if a.typ == ActSubstitute && d.substituting[a.path] > 0 {
 		d.substituting[a.path]--
 	}
-	if a.typ == ActBuild && d.Timings && !d.failed[a.drv] {
-		dur := d.now().Sub(a.start)
-		d.println(fmt.Sprintf("nix: finished building %s in %.1fs", DrvName(a.drv), dur.Seconds()))
-	}
 }
 
 func (d *Decoder) result(e *event) {
 	a := d.acts[e.ID]
-	pname, drv := "unnamed", ""
+	pname := "unnamed"
 	if a != nil && a.pname != "" {
-		pname, drv = a.pname, a.drv
+		pname = a.pname
 	}
 	switch ResultType(e.Type) {
 	case ResBuildLogLine, ResPostBuildLogLine:
@@ -428,7 +329,6 @@ func (d *Decoder) result(e *event) {
 			return
 		}
 		l = StripANSI(strings.TrimRight(l, "\r\n"))
-		d.addTail(drv, l)
 		sep := "> "
 		if ResultType(e.Type) == ResPostBuildLogLine {
 			sep = " (post)> "
@@ -441,25 +341,13 @@ func (d *Decoder) result(e *event) {
 	}
 }
 
-func (d *Decoder) addTail(drv, l string) {
-	n := d.TailLines
-	if n <= 0 {
-		n = DefaultTailLines
-	}
-	t := append(d.sum.tails[drv], l)
-	if len(t) > n {
-		t = append(t[:0:0], t[len(t)-n:]...)
-	}
-	d.sum.tails[drv] = t
-}
-
 func (d *Decoder) msg(e *event) {
 	text := strings.TrimRight(StripANSI(e.Msg), "\n")
 	if e.Level <= LevelError {
 		d.sum.Errors = append(d.sum.Errors, text)
 		d.noteFailures(text)
 	}
-	if e.Level <= d.verbosity() {
+	if e.Level <= LevelInfo {
 		d.println(text)
 	}
 }
@@ -476,7 +364,6 @@ func (d *Decoder) msg(e *event) {
 //	          Reason: 1 dependency failed.
 var (
 	reBuilderFailed = regexp.MustCompile(`builder for '([^']+\.drv)' failed`)
-	reDepsFailed    = regexp.MustCompile(`dependencies of derivation '([^']+\.drv)' failed to build`)
 	reCannotBuild   = regexp.MustCompile(`Cannot build '([^']+\.drv)'\.?\s*(?:Reason:\s*([^\n]*))?`)
 	reRequiredBuild = regexp.MustCompile(`is required to build '([^']+\.drv)'`)
 	reHashMismatch  = regexp.MustCompile(`hash mismatch in fixed-output derivation '([^']+\.drv)'`)
@@ -488,13 +375,11 @@ func (d *Decoder) noteFailures(text string) {
 			d.addFailed(m[1])
 		}
 	}
-	for _, m := range reDepsFailed.FindAllStringSubmatch(text, -1) {
-		d.addDepFailed(m[1])
-	}
+	// A derivation whose dependency failed ("dependencies of derivation
+	// … failed to build", "Reason: 1 dependency failed") is a consequence,
+	// not a failure of its own.
 	for _, m := range reCannotBuild.FindAllStringSubmatch(text, -1) {
-		if strings.Contains(m[2], "dependenc") {
-			d.addDepFailed(m[1])
-		} else {
+		if !strings.Contains(m[2], "dependenc") {
 			d.addFailed(m[1])
 		}
 	}
@@ -506,15 +391,6 @@ func (d *Decoder) addFailed(drv string) {
 	}
 	d.failed[drv] = true
 	d.sum.Failed = append(d.sum.Failed, drv)
-}
-
-func (d *Decoder) addDepFailed(drv string) {
-	for _, p := range d.sum.DependencyFailed {
-		if p == drv {
-			return
-		}
-	}
-	d.sum.DependencyFailed = append(d.sum.DependencyFailed, drv)
 }
 
 func (d *Decoder) println(s string) {
@@ -535,32 +411,6 @@ func textPath(text string) string {
 	}
 	return text
 }
-
-// DrvName returns the name of a store path without its hash and without a
-// ".drv" suffix: "/nix/store/<hash>-hello-2.12.drv" → "hello-2.12".
-func DrvName(storePath string) string {
-	base := path.Base(storePath)
-	base = strings.TrimSuffix(base, ".drv")
-	// Nix hashes are 32 base-32 characters followed by '-'.
-	if len(base) > 33 && base[32] == '-' {
-		base = base[33:]
-	}
-	return base
-}
-
-// PName strips the version from a derivation name the way Nix's DrvName does:
-// the name ends at the first '-' that is followed by a character that is not
-// a letter ("hello-2.12" → "hello", "gnu-config-2024" → "gnu-config").
-func PName(name string) string {
-	for i := 0; i+1 < len(name); i++ {
-		if name[i] == '-' && !isAlpha(name[i+1]) {
-			return name[:i]
-		}
-	}
-	return name
-}
-
-func isAlpha(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 
 var reANSI = regexp.MustCompile(`\x1b(?:\[[0-9;?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])`)
 

@@ -50,7 +50,7 @@ func Layer(ctx context.Context, req protocol.LayerRequest, stderr io.Writer) err
 	var total int64
 	for i, p := range paths {
 		if registered[i] != want[i] {
-			return fmt.Errorf("Nix's database records the NAR hash %s for %s, but the build step recorded %s: the store was changed outside Nix", registered[i], p, want[i])
+			return fmt.Errorf("the Nix database records the NAR hash %s for %s, but the build step recorded %s: the store was changed outside Nix", registered[i], p, want[i])
 		}
 		res, err := narcopy.Copy(p, filepath.Join(store, storepath.Base(p)))
 		if err != nil {

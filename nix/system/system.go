@@ -59,7 +59,7 @@ func Platform(system string) (ocispecs.Platform, error) {
 			return ocispecs.Platform{OS: "linux", Architecture: e.arch, Variant: e.variant}, nil
 		}
 	}
-	return ocispecs.Platform{}, fmt.Errorf("Nix system %q has no OCI platform nix-frontend knows", system)
+	return ocispecs.Platform{}, fmt.Errorf("no OCI platform nix-frontend knows matches the Nix system %q", system)
 }
 
 // Host is the Nix system of the machine this process runs on.
