@@ -65,8 +65,12 @@ func (p *plan) evalRequests() ([]evaljobs.Request, error) {
 		}
 		if in.File != "" {
 			r.File = path.Join(protocol.SrcDir, path.Clean("/"+in.File))
-			for _, a := range in.Installables {
-				r.Installables = append(r.Installables, evaljobs.Installable{Attr: a})
+			for _, w := range in.Installables {
+				inst, err := evaljobs.FileInstallable(w)
+				if err != nil {
+					return nil, parser.WithLocation(fmt.Errorf("INSTALL %s: %w", w, err), in.Location)
+				}
+				r.Installables = append(r.Installables, inst)
 			}
 			for _, a := range in.Args {
 				r.Args = append(r.Args, evaljobs.Arg{Name: a.Name, Value: a.Value, String: a.String})
@@ -135,9 +139,7 @@ func (p *plan) jobs(ev *evaluation) ([]*job, linkGroups, error) {
 				word = in.Installables[k]
 			}
 			if j.Error != "" {
-				// Name context files as the user does, not by the mount.
-				msg := strings.ReplaceAll(evaljobs.TrimNixError(j.Error), protocol.SrcDir+"/", "")
-				fail(in, fmt.Sprintf("INSTALL %s: %s", word, msg))
+				fail(in, fmt.Sprintf("INSTALL %s: %s", word, contextNames(evaljobs.TrimNixError(j.Error))))
 				continue
 			}
 			var sel []string
@@ -182,6 +184,14 @@ func (p *plan) jobs(ev *evaluation) ([]*job, linkGroups, error) {
 	}
 	return jobs, links, nil
 }
+
+// contextNames names the build context in a message as the user does, not
+// by where the steps mount it.
+var contextNames = strings.NewReplacer(
+	"path:"+protocol.SrcDir+"/", "path:./",
+	"path:"+protocol.SrcDir, "path:.",
+	protocol.SrcDir+"/", "",
+).Replace
 
 // evalError is the error of a failed evaluation: every installable's, at
 // the first failing INSTALL line.

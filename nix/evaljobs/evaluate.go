@@ -64,9 +64,10 @@ func commonNixArgs(req Request) []string {
 // returned error is only for problems that are not the installables' fault:
 // nix cannot be run, ctx is done, or out cannot be written.
 //
-// Each installable is evaluated by its own `nix eval` process, up to workers
-// at a time, so that one failure cannot hide the others' results and each
-// error message is Nix's own. env is the processes' environment (nil: this
+// All installables are evaluated by one `nix eval` process first. When that
+// fails, each is evaluated by its own process, up to workers at a time, so
+// that one failure cannot hide the others' results and each error message
+// is Nix's own. env is the processes' environment (nil: this
 // process's). Evaluating drvPath writes the .drv files to the store, which
 // the build step needs.
 func Evaluate(ctx context.Context, nix string, req Request, workers int, env []string, out io.Writer) error {
@@ -80,6 +81,21 @@ func Evaluate(ctx context.Context, nix string, req Request, workers int, env []s
 	bin, err := exec.LookPath(nix)
 	if err != nil {
 		return fmt.Errorf("evaljobs: cannot run nix: %w", err)
+	}
+	if jobs, ok := evalAll(ctx, bin, req, wrapper, env); ok {
+		for _, j := range jobs {
+			line, err := json.Marshal(j)
+			if err != nil {
+				return err
+			}
+			if _, err := out.Write(append(line, '\n')); err != nil {
+				return fmt.Errorf("evaljobs: writing result: %w", err)
+			}
+		}
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
 	}
 	ctx, cancel := context.WithCancel(ctx)
 
@@ -132,6 +148,44 @@ func Evaluate(ctx context.Context, nix string, req Request, workers int, env []s
 	return nil
 }
 
+// jobInfo is what `nix eval` prints of a derivation: infoExpr's value.
+type jobInfo struct {
+	DrvPath string            `json:"drvPath"`
+	Name    string            `json:"name"`
+	System  string            `json:"system"`
+	Outputs map[string]string `json:"outputs"`
+	Meta    json.RawMessage   `json:"meta"`
+}
+
+func (i jobInfo) job(attr string) Job {
+	return Job{Attr: attr, AttrPath: []string{attr}, DrvPath: i.DrvPath, Name: i.Name, System: i.System, Outputs: i.Outputs, Meta: i.Meta}
+}
+
+// evalAll evaluates every installable in one process; ok is false when any
+// of them fails, or Nix does.
+func evalAll(ctx context.Context, bin string, req Request, wrapper string, env []string) ([]Job, bool) {
+	expr := fmt.Sprintf("let\n  jobs = %s;\nin builtins.mapAttrs (_: v: %s) jobs\n", wrapper, infoExpr(req.Meta))
+	cmd := exec.CommandContext(ctx, bin, append(append([]string{"eval", "--json"}, commonNixArgs(req)...), "--expr", expr)...)
+	cmd.Env = env
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, false
+	}
+	var infos map[string]jobInfo
+	if json.Unmarshal(out, &infos) != nil {
+		return nil, false
+	}
+	jobs := make([]Job, len(req.targets()))
+	for i := range jobs {
+		info, ok := infos[JobAttr(i)]
+		if !ok {
+			return nil, false
+		}
+		jobs[i] = info.job(JobAttr(i))
+	}
+	return jobs, true
+}
+
 func evalOne(ctx context.Context, bin string, req Request, wrapper string, i int, env []string) (Job, error) {
 	attr := JobAttr(i)
 	job := Job{Attr: attr, AttrPath: []string{attr}}
@@ -157,18 +211,11 @@ func evalOne(ctx context.Context, bin string, req Request, wrapper string, i int
 	if err != nil {
 		return job, fmt.Errorf("evaljobs: running nix eval: %w", err)
 	}
-	var info struct {
-		DrvPath string            `json:"drvPath"`
-		Name    string            `json:"name"`
-		System  string            `json:"system"`
-		Outputs map[string]string `json:"outputs"`
-		Meta    json.RawMessage   `json:"meta"`
-	}
+	var info jobInfo
 	if err := json.Unmarshal(stdout.Bytes(), &info); err != nil {
 		return job, fmt.Errorf("evaljobs: unexpected output of nix eval for %s: %v: %.200q", req.targets()[i], err, stdout.String())
 	}
-	job.DrvPath, job.Name, job.System, job.Outputs, job.Meta = info.DrvPath, info.Name, info.System, info.Outputs, info.Meta
-	return job, nil
+	return info.job(attr), nil
 }
 
 // LockFlakeRef returns the locked form of a flake reference (with narHash,
@@ -210,7 +257,7 @@ func LockRequest(ctx context.Context, nix string, req Request, env []string) (Re
 	out := req
 	out.Installables = append([]Installable(nil), req.Installables...)
 	for i, t := range out.Installables {
-		if t.FlakeRef == "" || IsLocked(t.FlakeRef) {
+		if t.FlakeRef == "" || IsLocked(t.flakeRef()) {
 			continue
 		}
 		l, ok := locked[t.FlakeRef]
@@ -221,7 +268,7 @@ func LockRequest(ctx context.Context, nix string, req Request, env []string) (Re
 			}
 			locked[t.FlakeRef] = l
 		}
-		out.Installables[i].FlakeRef = l
+		out.Installables[i].Locked = l
 	}
 	return out, nil
 }

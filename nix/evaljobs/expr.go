@@ -48,11 +48,11 @@ func Expr(req Request) (string, error) {
 	ts := req.targets()
 	flakes := map[string]string{}
 	for _, t := range ts {
-		if t.FlakeRef != "" {
-			if _, ok := flakes[t.FlakeRef]; !ok {
+		if ref := t.flakeRef(); ref != "" {
+			if _, ok := flakes[ref]; !ok {
 				name := fmt.Sprintf("flake%d", len(flakes))
-				flakes[t.FlakeRef] = name
-				fmt.Fprintf(&b, "  %s = builtins.getFlake %s;\n", name, nixString(t.FlakeRef))
+				flakes[ref] = name
+				fmt.Fprintf(&b, "  %s = builtins.getFlake %s;\n", name, nixString(ref))
 			}
 		}
 	}
@@ -78,7 +78,7 @@ func Expr(req Request) (string, error) {
 			if err != nil {
 				return "", err
 			}
-			fmt.Fprintf(&b, "flakeAttr %s %s [", flakes[t.FlakeRef], nixString(t.FlakeRef))
+			fmt.Fprintf(&b, "flakeAttr %s %s [", flakes[t.flakeRef()], nixString(t.FlakeRef))
 			for _, c := range cands {
 				b.WriteString(" " + c)
 			}

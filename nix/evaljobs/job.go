@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strings"
+
+	"github.com/nix-frontend/nix-frontend/nix/nixlog"
 )
 
 // Job is one line of nix-eval-jobs output (and of Evaluate's). Field names
@@ -110,15 +113,20 @@ func MatchJobs(req Request, jobs []Job) []Job {
 }
 
 var (
-	reANSI      = regexp.MustCompile(`\x1b(?:\[[0-9;?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])`)
 	reTraceHint = regexp.MustCompile(`^\s*\((use '--show-trace'|stack trace truncated)[^)]*\)\s*$`)
+	// reWrapperPos is a trace frame's position in the expression Expr
+	// generates (or in none).
+	reWrapperPos = regexp.MustCompile(`^\s*at «(string|none)»:`)
 )
 
 // TrimNixError keeps the meaningful part of what Nix printed on stderr for a
-// failed evaluation: from the first "error:" line on, without colours and
-// without the "use '--show-trace'" hints. Warnings before it are dropped.
+// failed evaluation: from the first "error:" line on, without colours,
+// without the "use '--show-trace'" hints, and without the trace frames
+// (Nix 2.2x) that point into the expression Expr generated, which show
+// nix-frontend's code rather than the user's. Warnings before it are
+// dropped.
 func TrimNixError(stderr string) string {
-	s := reANSI.ReplaceAllString(stderr, "")
+	s := nixlog.StripANSI(stderr)
 	lines := strings.Split(s, "\n")
 	start := -1
 	for i, l := range lines {
@@ -137,5 +145,60 @@ func TrimNixError(stderr string) string {
 		}
 		kept = append(kept, strings.TrimRight(l, " \t\r"))
 	}
-	return strings.TrimSpace(strings.Join(kept, "\n"))
+	return strings.TrimSpace(strings.Join(dropWrapperFrames(kept), "\n"))
+}
+
+// dropWrapperFrames removes, from an error that starts with a bare "error:"
+// line followed by blank-line-separated trace frames and the message, the
+// frames positioned in the generated expression. When only the message
+// remains, it becomes the error: "error: <message>".
+func dropWrapperFrames(lines []string) []string {
+	if len(lines) == 0 || lines[0] != "error:" {
+		return lines
+	}
+	var blocks [][]string
+	var cur []string
+	for _, l := range lines[1:] {
+		if strings.TrimSpace(l) == "" {
+			if len(cur) > 0 {
+				blocks, cur = append(blocks, cur), nil
+			}
+			continue
+		}
+		cur = append(cur, l)
+	}
+	if len(cur) > 0 {
+		blocks = append(blocks, cur)
+	}
+	var kept [][]string
+	for _, b := range blocks {
+		if strings.HasPrefix(strings.TrimSpace(b[0]), "…") && slices.ContainsFunc(b, reWrapperPos.MatchString) {
+			continue
+		}
+		kept = append(kept, b)
+	}
+	if len(kept) == 1 && strings.HasPrefix(strings.TrimSpace(kept[0][0]), "error:") {
+		return dedent(kept[0])
+	}
+	out := []string{lines[0]}
+	for _, b := range kept {
+		out = append(append(out, ""), b...)
+	}
+	return out
+}
+
+// dedent removes the indentation the lines share.
+func dedent(lines []string) []string {
+	common := -1
+	for _, l := range lines {
+		n := len(l) - len(strings.TrimLeft(l, " "))
+		if common < 0 || n < common {
+			common = n
+		}
+	}
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		out[i] = l[common:]
+	}
+	return out
 }

@@ -142,8 +142,23 @@ func TestTrimNixError(t *testing.T) {
 			stderr: "error:\n       … while evaluating attribute 'gid'\n\n       … while evaluating the option `programs._1password.gid':\n\n" +
 				"       (stack trace truncated; use '--show-trace' to show the full, detailed trace)\n\n" +
 				"       error: The option `programs._1password.gid' can no longer be used since it's been removed.\n",
-			trimmed: "error:\n       … while evaluating attribute 'gid'\n\n       … while evaluating the option `programs._1password.gid':\n\n\n" +
+			trimmed: "error:\n\n       … while evaluating attribute 'gid'\n\n       … while evaluating the option `programs._1password.gid':\n\n" +
 				"       error: The option `programs._1password.gid' can no longer be used since it's been removed.",
+		},
+		{
+			// Nix 2.26, a throw reached through Expr's wrapper: only the
+			// user's frames and the message are kept.
+			name: "frames in the generated expression",
+			stderr: "error:\n       … while evaluating attribute 'drvPath'\n         at «string»:68:5:\n           67| in {\n           68|     drvPath = v.drvPath;\n             |     ^\n\n" +
+				"       … while calling the 'throw' builtin\n         at /src/default.nix:9:12:\n            8|   good = 1;\n            9|   throws = throw \"boom\";\n             |            ^\n\n" +
+				"       … in the left operand of the AND (&&) operator\n         at «string»:4:33:\n            4|   isDrv = v: builtins.isAttrs v;\n\n\n" +
+				"       error: boom\n",
+			trimmed: "error:\n\n       … while calling the 'throw' builtin\n         at /src/default.nix:9:12:\n            8|   good = 1;\n            9|   throws = throw \"boom\";\n             |            ^\n\n       error: boom",
+		},
+		{
+			name:    "only frames in the generated expression",
+			stderr:  "error:\n       … while evaluating a branch condition\n         at «string»:52:8:\n           52|     in if isDrv v then v;\n\n       error: attribute 'nope' in selection path 'nope' not found\n",
+			trimmed: "error: attribute 'nope' in selection path 'nope' not found",
 		},
 		{
 			name:    "no error line",

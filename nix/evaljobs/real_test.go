@@ -170,7 +170,8 @@ func TestEvaluateFlakeSystemAndPurity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !locked.Pure() || !IsLocked(locked.Installables[0].FlakeRef) || locked.Installables[0].FlakeRef != locked.Installables[1].FlakeRef {
+	if !locked.Pure() || !IsLocked(locked.Installables[0].Locked) || locked.Installables[0].Locked != locked.Installables[1].Locked ||
+		locked.Installables[0].FlakeRef != impure.Installables[0].FlakeRef {
 		t.Fatalf("LockRequest: %+v", locked.Installables)
 	}
 	pure := evaluate(t, nix, locked, env)

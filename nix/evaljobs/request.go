@@ -59,6 +59,17 @@ type Installable struct {
 	// when none was given. Evaluation always reports every output; building
 	// the selected ones is the caller's business.
 	Outputs []string
+	// Locked is FlakeRef pinned by LockRequest (with a narHash), which the
+	// evaluation reads; messages show FlakeRef as the user wrote it.
+	Locked string
+}
+
+// flakeRef is the reference the evaluation reads.
+func (i Installable) flakeRef() string {
+	if i.Locked != "" {
+		return i.Locked
+	}
+	return i.FlakeRef
 }
 
 // String returns the installable as a user would write it.
@@ -158,7 +169,7 @@ func (r Request) Pure() bool {
 		return false
 	}
 	for _, t := range r.targets() {
-		if t.FlakeRef == "" || !IsLocked(t.FlakeRef) {
+		if t.FlakeRef == "" || !IsLocked(t.flakeRef()) {
 			return false
 		}
 	}
@@ -185,6 +196,34 @@ func IsLocked(ref string) bool {
 	return err == nil && v.Get("narHash") != ""
 }
 
+// splitOutputs splits the output selection off an installable word, as Nix
+// does first: "app^out,dev" is app with outputs out and dev.
+func splitOutputs(word string) (string, []string, error) {
+	i := strings.LastIndexByte(word, '^')
+	if i < 0 || strings.Contains(word[i:], "/") {
+		return word, nil, nil
+	}
+	spec := word[i+1:]
+	if spec == "" {
+		return "", nil, fmt.Errorf("%q: empty output selection after '^'", word)
+	}
+	return word[:i], strings.Split(spec, ","), nil
+}
+
+// FileInstallable parses an installable word of an INSTALL line with
+// --file: an attribute path, optionally with an output selection
+// ("lib.app^out,dev").
+func FileInstallable(word string) (Installable, error) {
+	attr, outputs, err := splitOutputs(word)
+	if err != nil {
+		return Installable{}, err
+	}
+	if _, err := ParseAttrPath(attr); err != nil {
+		return Installable{}, fmt.Errorf("%q: %w", word, err)
+	}
+	return Installable{Attr: attr, Outputs: outputs}, nil
+}
+
 // ResolveFlakeRef parses an installable word of a Nixfile, such as
 // ".#hello", "./sub#app^out" or "github:owner/repo#x", and makes a path
 // reference absolute against contextDir, the absolute directory where the
@@ -209,17 +248,11 @@ func ResolveFlakeRef(word, contextDir string) (Installable, error) {
 	if !path.IsAbs(contextDir) {
 		return Installable{}, fmt.Errorf("context directory %q is not absolute", contextDir)
 	}
-	var inst Installable
-	rest := word
-	// The output selection ends the word (Nix splits it off first).
-	if i := strings.LastIndexByte(rest, '^'); i >= 0 && !strings.Contains(rest[i:], "/") {
-		spec := rest[i+1:]
-		if spec == "" {
-			return Installable{}, fmt.Errorf("%q: empty output selection after '^'", word)
-		}
-		inst.Outputs = strings.Split(spec, ",")
-		rest = rest[:i]
+	rest, outputs, err := splitOutputs(word)
+	if err != nil {
+		return Installable{}, err
 	}
+	inst := Installable{Outputs: outputs}
 	ref, frag, _ := strings.Cut(rest, "#")
 	if ref == "" {
 		return Installable{}, fmt.Errorf("%q: missing flake reference before '#'", word)

@@ -9,12 +9,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 
 	"github.com/nix-frontend/nix-frontend/nix/evaljobs"
 	"github.com/nix-frontend/nix-frontend/nix/protocol"
 	"github.com/nix-frontend/nix-frontend/nix/storepath"
+	"golang.org/x/sync/errgroup"
 )
 
 // EvalFailedError is an evaluation in which an installable failed; its
@@ -96,20 +98,29 @@ func Eval(ctx context.Context, req protocol.EvalRequest, stderr io.Writer) error
 	if res.Substituters, err = hasSubstituters(ctx); err != nil {
 		return err
 	}
+	fods := make([]int, len(drvs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.NumCPU())
+	for i, d := range drvs {
+		g.Go(func() error {
+			closure, err := drvClosure(gctx, d)
+			if err != nil {
+				return err
+			}
+			f, err := fixedOutputs(closure)
+			if err != nil {
+				return err
+			}
+			fods[i] = len(f)
+			return exportDrvClosure(gctx, closure, filepath.Join(protocol.OutDir, protocol.DrvDir, storepath.Base(d)))
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
 	res.FixedOutput = map[string]int{}
-	for _, d := range drvs {
-		closure, err := drvClosure(ctx, d)
-		if err != nil {
-			return err
-		}
-		fods, err := fixedOutputs(closure)
-		if err != nil {
-			return err
-		}
-		res.FixedOutput[d] = len(fods)
-		if err := exportDrvClosure(ctx, closure, filepath.Join(protocol.OutDir, protocol.DrvDir, storepath.Base(d))); err != nil {
-			return err
-		}
+	for i, d := range drvs {
+		res.FixedOutput[d] = fods[i]
 	}
 	return writeJSON(filepath.Join(protocol.OutDir, protocol.EvalFile), res)
 }
