@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"archive/tar"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -430,4 +431,86 @@ func TestHelperImageIsTheFrontend(t *testing.T) {
 	if out := env.Run(t, res.Ref, harness.RunOpts{}); !strings.Contains(out, "Hello from Nix") {
 		t.Errorf("image printed %q", out)
 	}
+}
+
+// escapeTarballNix packs the layer tar from the build context into an image
+// tarball, as dockerTools would.
+const escapeTarballNix = `let
+  bb = builtins.path { path = ./busybox; name = "busybox"; };
+  layer = builtins.path { path = ./evil-layer.tar; name = "layer.tar"; };
+in {
+  image = derivation {
+    name = "evil-image.tar";
+    system = builtins.currentSystem;
+    builder = "${bb}/bin/busybox";
+    args = [ "sh" "-c" ''
+      set -e
+      ${bb}/bin/busybox mkdir archive
+      ${bb}/bin/busybox cp ${layer} archive/layer.tar
+      printf '{"architecture":"amd64","os":"linux","config":{"Cmd":["/bin/true"]},"rootfs":{"type":"layers","diff_ids":[]}}' > archive/config.json
+      printf '[{"Config":"config.json","Layers":["layer.tar"]}]' > archive/manifest.json
+      cd archive && ${bb}/bin/busybox tar -cf $out manifest.json config.json layer.tar
+    '' ];
+  };
+}
+`
+
+// TestImageTarballEscape gives an image tarball whose layer holds a
+// symlink to /nix and then a file beneath it: the file must stay inside the
+// image, never reach the shared /nix store.
+func TestImageTarballEscape(t *testing.T) {
+	env := harness.Require(t)
+	marker := fmt.Sprintf("pwned-%d", time.Now().UnixNano())
+	var layer bytes.Buffer
+	tw := tar.NewWriter(&layer)
+	for _, h := range []*tar.Header{
+		{Name: "escape", Typeflag: tar.TypeSymlink, Linkname: "/nix/store", Mode: 0o777},
+		{Name: "escape/" + marker, Typeflag: tar.TypeReg, Mode: 0o644, Size: 6},
+		{Name: "up", Typeflag: tar.TypeSymlink, Linkname: "../../../../../../nix/store", Mode: 0o777},
+		{Name: "up/" + marker + "-up", Typeflag: tar.TypeReg, Mode: 0o644, Size: 6},
+	} {
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Size > 0 {
+			tw.Write([]byte("pwned\n"))
+		}
+	}
+	tw.Close()
+	dir := env.Context(t, map[string]string{"default.nix": "# syntax=" + env.FrontendImage + "\n" + escapeTarballNix})
+	env.AddBusybox(t, dir)
+	harness.WriteFile(t, filepath.Join(dir, "evil-layer.tar"), layer.String())
+	if res, err := env.TryBuild(t, harness.InProcess, dir, harness.BuildOpts{File: "default.nix", Target: "image"}); err == nil {
+		t.Logf("the tarball was accepted; its files stay in the image:\n%s", strings.Join(layerNames(t, env, res.Ref), "\n"))
+	} else {
+		t.Logf("the tarball was refused: %v", err)
+	}
+
+	// A builder of the same store looks for the files.
+	check := env.Context(t, map[string]string{
+		"Nixfile": "FROM scratch\nARG MARKER\nINSTALL --file=default.nix --argstr marker=${MARKER} look\nENTRYPOINT [\"look\"]\n",
+		"default.nix": `{ marker }:
+let bb = builtins.path { path = ./busybox; name = "busybox"; }; sh = "${bb}/bin/busybox"; in {
+  look = derivation {
+    name = "look-${marker}";
+    system = builtins.currentSystem;
+    builder = sh;
+    args = [ "sh" "-c" "${sh} mkdir -p $out/bin; if ${sh} ls /nix/store | ${sh} grep -q ${marker}; then r=escaped; else r=contained; fi; ${sh} printf '#!${sh} sh\necho '$r'\n' > $out/bin/look; ${sh} chmod 555 $out/bin/look" ];
+  };
+}
+`})
+	env.AddBusybox(t, check)
+	res := env.Build(t, harness.InProcess, check, harness.BuildOpts{BuildArgs: map[string]string{"MARKER": marker}})
+	if out := env.Run(t, res.Ref, harness.RunOpts{}); out != "contained\n" {
+		t.Errorf("the tarball's files reached the shared /nix store: %q", out)
+	}
+}
+
+func layerNames(t *testing.T, env *harness.Env, ref string) []string {
+	var names []string
+	env.EachLayerFile(t, env.Inspect(t, ref).Images[0], func(_ ocispecs.Descriptor, f harness.LayerFile) bool {
+		names = append(names, f.Header.Name)
+		return true
+	})
+	return names
 }

@@ -20,6 +20,10 @@ import (
 // those builds for downloads: nixpkgs built from source needs a few.
 const maxFetchRounds = 8
 
+// maxBuildSteps bounds a stage's build steps: past it, jobs share steps,
+// so a stage of a thousand installables is some dozens of steps.
+const maxBuildSteps = 64
+
 // build runs each job's fetch steps, when it needs any, and its build step,
 // and reads the jobs' results.
 func (p *plan) build(ctx context.Context, ev *evaluation, jobs []*job) error {
@@ -27,53 +31,91 @@ func (p *plan) build(ctx context.Context, ev *evaluation, jobs []*job) error {
 	if err != nil {
 		return err
 	}
-	steps := make([]planStep, len(jobs))
-	for i, j := range jobs {
-		name := fmt.Sprintf("[nix %d/%d] build %s", i+1, len(jobs), j.name)
-		if j.network != "" {
-			name += " (network: " + j.network + ")"
+	batches := batch(jobs, maxBuildSteps)
+	steps := make([]planStep, len(batches))
+	for i, b := range batches {
+		req := protocol.BuildRequest{Fetched: b[0].fetch, Network: b[0].network, Recover: p.recover,
+			ImageArchive: p.stage.EntrypointFromMeta && len(jobs) == 1 && len(b[0].outputs) == 1}
+		var names []string
+		var locs []parser.Range
+		var inputs []nixstep.Mount
+		for _, j := range b {
+			req.Jobs = append(req.Jobs, protocol.BuildJob{Name: j.name, DrvPath: j.drvPath, Outputs: j.outputs, System: j.system, Key: j.key})
+			names = append(names, j.name)
+			locs = append(locs, j.locs...)
+			inputs = append(inputs, drvMount(ev, j.drvPath))
+			if st, ok := after[j]; ok {
+				inputs = append(inputs, nixstep.Mount{Target: protocol.InDir + "/fetched/" + j.key, State: st, Path: "/"})
+			}
 		}
-		inputs := []nixstep.Mount{drvMount(ev, j.drvPath)}
-		if st, ok := after[j]; ok {
-			inputs = append(inputs, nixstep.Mount{Target: protocol.InDir + "/fetched", State: st, Path: "/"})
+		name := fmt.Sprintf("[nix %d/%d] build %s", i+1, len(batches), strings.Join(shortList(names), ", "))
+		if req.Network != "" {
+			name += " (network: " + req.Network + ")"
 		}
-		steps[i] = planStep{Step: nixstep.Step{
-			Name: name,
-			Request: protocol.BuildRequest{Name: j.name, DrvPath: j.drvPath, Outputs: j.outputs, Key: j.key,
-				System: j.system, Fetched: j.fetch, Network: j.network, Recover: p.recover,
-				ImageArchive: p.stage.EntrypointFromMeta && len(jobs) == 1 && len(j.outputs) == 1},
-			Inputs:     inputs,
-			Access:     nixstep.Hermetic,
-			Network:    j.network != "",
-			UserConfig: true,
-		}, locs: j.locs}
+		steps[i] = planStep{Step: nixstep.Step{Name: name, Request: req, Inputs: inputs, Access: nixstep.Hermetic,
+			Network: req.Network != "", UserConfig: true}, locs: locs}
 	}
 	runs, err := p.steps(steps...)
 	if err != nil {
 		return err
 	}
-	results := make([]protocol.BuildResult, len(jobs))
-	files := make([]string, len(jobs))
-	states := make([]llb.State, len(jobs))
-	for i, j := range jobs {
-		j.run = runs[i]
-		files[i] = j.resultFile()
-		states[i] = runs[i].Out
+	for i, b := range batches {
+		for _, j := range b {
+			j.run = runs[i]
+		}
+		p.anchors = append(p.anchors, runs[i].Out)
 	}
-	if err := p.readAll(ctx, states, files, func(i int) any { return &results[i] }); err != nil {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(p.b.parallelism())
+	for i, b := range batches {
+		g.Go(func() error {
+			ref, err := p.solveRef(gctx, runs[i].Out)
+			if err != nil {
+				return err
+			}
+			for _, j := range b {
+				var r protocol.BuildResult
+				if err := readRefJSON(gctx, ref, j.resultFile(), &r); err != nil {
+					return err
+				}
+				if err := r.Validate(); err != nil {
+					return parser.WithLocation(fmt.Errorf("the build step of %s: %w", j.name, err), j.locs)
+				}
+				if r.DrvPath != j.drvPath || !maps.Equal(r.Outputs, j.outputs) {
+					return parser.WithLocation(fmt.Errorf("the build step of %s reported other outputs than asked for", j.name), j.locs)
+				}
+				j.result = &r
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
 		return err
 	}
-	for i, j := range jobs {
-		r := &results[i]
-		if err := r.Validate(); err != nil {
-			return parser.WithLocation(fmt.Errorf("the build step of %s: %w", j.name, err), j.locs)
-		}
-		if r.DrvPath != j.drvPath || !maps.Equal(r.Outputs, j.outputs) {
-			return parser.WithLocation(fmt.Errorf("the build step of %s reported other outputs than asked for", j.name), j.locs)
-		}
-		j.result = r
-	}
 	return nil
+}
+
+// batch groups jobs into at most n build steps, in order; jobs share a step
+// only when they agree on what the step may reach.
+func batch(jobs []*job, n int) [][]*job {
+	size := (len(jobs) + n - 1) / n
+	var out [][]*job
+	for _, j := range jobs {
+		if k := len(out) - 1; k >= 0 && len(out[k]) < size && out[k][0].network == j.network && out[k][0].fetch == j.fetch {
+			out[k] = append(out[k], j)
+			continue
+		}
+		out = append(out, []*job{j})
+	}
+	return out
+}
+
+// shortList shows at most three names.
+func shortList(names []string) []string {
+	if len(names) > 3 {
+		return append(slices.Clone(names[:3]), fmt.Sprintf("and %d more", len(names)-3))
+	}
+	return names
 }
 
 // fetch runs the fetch steps of the jobs that need them, round by round:
@@ -137,9 +179,9 @@ func (p *plan) fetch(ctx context.Context, ev *evaluation, jobs []*job) (map[*job
 			}
 			next = append(next, j)
 			prep = append(prep, planStep{Step: nixstep.Step{
-				Name: fmt.Sprintf("[nix %s] build what downloads of %s need: %s", p.stage.Name, j.name, strings.Join(drvNames(results[i].Waiting), ", ")),
-				Request: protocol.BuildRequest{Name: j.name, DrvPath: j.drvPath, Drvs: results[i].Waiting, System: j.system,
-					Network: j.network, Recover: p.recover},
+				Name: fmt.Sprintf("[nix %s] build what downloads of %s need: %s", p.stage.Name, j.name, strings.Join(shortList(drvNames(results[i].Waiting)), ", ")),
+				Request: protocol.BuildRequest{Drvs: results[i].Waiting, Network: j.network, Recover: p.recover,
+					Jobs: []protocol.BuildJob{{Name: j.name, DrvPath: j.drvPath, Outputs: j.outputs, System: j.system, Key: j.key}}},
 				Inputs:     []nixstep.Mount{drvMount(ev, j.drvPath), {Target: protocol.InDir + "/before", State: runs[i].Out, Path: "/"}},
 				Access:     nixstep.Hermetic,
 				Network:    j.network != "",
@@ -166,42 +208,37 @@ func drvMount(ev *evaluation, drvPath string) nixstep.Mount {
 }
 
 func drvNames(drvs []string) []string {
-	out := make([]string, 0, min(len(drvs), 4))
+	out := make([]string, len(drvs))
 	for i, d := range drvs {
-		if i == 3 {
-			out = append(out, fmt.Sprintf("and %d more", len(drvs)-3))
-			break
-		}
-		out = append(out, storepath.DrvName(d))
+		out[i] = storepath.DrvName(d)
 	}
 	return out
 }
 
-// readAll reads file i of state i into into(i): from one merged state when
-// the files' names differ, else state by state, concurrently.
+// readAll runs the states' steps, at most Builder.Parallelism at once, and
+// reads file i of state i into into(i).
 func (p *plan) readAll(ctx context.Context, states []llb.State, files []string, into func(int) any) error {
-	if len(states) == 0 {
-		return nil
-	}
-	sorted := slices.Clone(files)
-	slices.Sort(sorted)
-	if len(states) > 1 && len(slices.Compact(sorted)) == len(files) {
-		p.anchors = append(p.anchors, states...)
-		ref, err := p.solveRef(ctx, llb.Merge(states, llb.WithCustomName("[nix] collect step results")))
-		if err != nil {
-			return err
-		}
-		g, ctx := errgroup.WithContext(ctx)
-		g.SetLimit(16)
-		for i := range states {
-			g.Go(func() error { return readRefJSON(ctx, ref, files[i], into(i)) })
-		}
-		return g.Wait()
-	}
+	p.anchors = append(p.anchors, states...)
 	g, ctx := errgroup.WithContext(ctx)
-	g.SetLimit(16)
+	g.SetLimit(p.b.parallelism())
 	for i := range states {
-		g.Go(func() error { return p.readJSON(ctx, states[i], files[i], into(i)) })
+		g.Go(func() error {
+			ref, err := p.solveRef(ctx, states[i])
+			if err != nil {
+				return err
+			}
+			return readRefJSON(ctx, ref, files[i], into(i))
+		})
+	}
+	return g.Wait()
+}
+
+// runAll runs the states' steps, at most Builder.Parallelism at once.
+func (p *plan) runAll(ctx context.Context, states []llb.State) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(p.b.parallelism())
+	for _, st := range states {
+		g.Go(func() error { return p.solve(ctx, st) })
 	}
 	return g.Wait()
 }

@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
@@ -51,6 +52,21 @@ type Builder struct {
 	PushCache string
 	// Evaluator is NIX_EVALUATOR: "", "nix" or "nix-eval-jobs".
 	Evaluator string
+	// Preview stops a stage once its layers are planned: Result.Preview
+	// lists them, and no store path is copied into a layer.
+	Preview bool
+	// Parallelism bounds the Nix steps of a stage that run at once; zero
+	// means twice the CPUs, at least four. BuildKit runs every step a solve
+	// needs at once, and a stage of a thousand installables must not start
+	// a thousand containers.
+	Parallelism int
+}
+
+func (b *Builder) parallelism() int {
+	if b.Parallelism > 0 {
+		return b.Parallelism
+	}
+	return max(4, 2*runtime.NumCPU())
 }
 
 // Stage is what a stage's INSTALL lines need.
@@ -69,6 +85,10 @@ type Stage struct {
 	Scratch bool
 	// System is the Nix system of the stage's platform.
 	System string
+	// Basics gives a FROM scratch stage /etc/passwd, /etc/group, /tmp and
+	// CA certificates (see basics); User is its USER line's value.
+	Basics bool
+	User   string
 	// EntrypointFromMeta makes the first installable's program the image's
 	// entrypoint, found as `nix run` finds it: meta.mainProgram, else the
 	// package name without its version. An installed image tarball becomes
@@ -87,6 +107,11 @@ type Result struct {
 	// SBOM are the step outputs the stage's SBOM is made from: the
 	// evaluation's result (Eval) and the builds' results.
 	SBOM []Source
+	// Warnings are lint findings only the built stage shows.
+	Warnings []nixfile.Warning
+	// Preview lists the stage's layers when Builder.Preview is set; the
+	// result has no State then.
+	Preview []PreviewLayer
 }
 
 // Source is a file of a step's output.
@@ -135,6 +160,8 @@ type plan struct {
 	// anchors are the outputs of steps the frontend read, which no layer
 	// depends on: see anchor.
 	anchors []llb.State
+	// warnings are lint findings of the built stage.
+	warnings []nixfile.Warning
 }
 
 type stepInfo struct {
@@ -175,17 +202,32 @@ func (p *plan) run(ctx context.Context) (*Result, error) {
 	}
 	if p.stage.EntrypointFromMeta && len(jobs) == 1 && jobs[0].result.ImageArchive {
 		res.State, res.Image, err = p.imageArchive(ctx, jobs[0])
+		if err != nil {
+			return nil, err
+		}
 	} else {
-		res.State, res.Image, res.Programs, err = p.image(ctx, jobs, res.Paths, groups)
-	}
-	if err != nil {
-		return nil, err
+		l, err := p.layout(ctx, res.Paths, groups)
+		if err != nil {
+			return nil, err
+		}
+		res.Programs = l.linked.Programs
+		if res.State, res.Image, err = p.image(ctx, jobs, l, res.Paths, groups); err != nil {
+			return nil, err
+		}
+		if p.b.Preview {
+			// The image is LLB nobody solves: a later stage built on
+			// this one plans its layers on top of it.
+			res.Preview = p.preview(l, groups)
+			res.Warnings = p.warnings
+			return res, nil
+		}
 	}
 	if p.b.PushCache != "" {
 		if err := p.push(ctx, res.Paths); err != nil {
 			return nil, err
 		}
 	}
+	res.Warnings = p.warnings
 	res.State = p.anchor(res.State)
 	if err := p.solve(ctx, res.State); err != nil {
 		return nil, err

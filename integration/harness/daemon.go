@@ -192,6 +192,17 @@ func (e *Env) Workers(t testing.TB) string {
 // step ran.
 func (e *Env) CacheMounts(t testing.TB) []string {
 	t.Helper()
+	var out []string
+	for _, r := range e.DiskUsage(t, "type=="+string(bkclient.UsageRecordTypeCacheMount)) {
+		out = append(out, r.Description)
+	}
+	return out
+}
+
+// DiskUsage is the daemon's `buildctl du`: its cache records, with filters
+// in buildctl's syntax.
+func (e *Env) DiskUsage(t testing.TB, filters ...string) []*bkclient.UsageInfo {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c, err := bkclient.New(ctx, e.BuildkitHost)
@@ -199,13 +210,9 @@ func (e *Env) CacheMounts(t testing.TB) []string {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	du, err := c.DiskUsage(ctx, bkclient.WithFilter([]string{"type==" + string(bkclient.UsageRecordTypeCacheMount)}))
+	du, err := c.DiskUsage(ctx, bkclient.WithFilter(filters))
 	if err != nil {
 		t.Fatalf("disk usage of %s: %v", e.BuildkitHost, err)
 	}
-	var out []string
-	for _, r := range du {
-		out = append(out, r.Description)
-	}
-	return out
+	return du
 }

@@ -170,34 +170,40 @@ func (r *FetchResult) Validate() error {
 }
 
 // BuildRequest realises derivations without the network or the build's
-// credentials. With Outputs set it is a job, an installed derivation: the
-// step then writes a BuildResult.
+// credentials: its jobs, installed derivations, each of which the step
+// writes a BuildResult for; or, with Drvs set, the derivations a fetch step
+// waits for, and no results.
 type BuildRequest struct {
-	// Name is the derivation's name, for messages.
-	Name    string `json:"name"`
-	DrvPath string `json:"drvPath"`
-	// Drvs are further derivations to realise: those a fetch step waits for.
+	Jobs []BuildJob `json:"jobs"`
+	// Drvs are derivations to realise instead of the jobs.
 	Drvs []string `json:"drvs,omitempty"`
-	// Outputs maps the job's selected output names to store paths.
-	Outputs map[string]string `json:"outputs,omitempty"`
-	// Key names the result file: results/<Key>.json.
-	Key string `json:"key,omitempty"`
-	// System is the derivation's Nix system; one the build host is not
-	// becomes an extra platform, built through the host's emulators.
-	System string `json:"system,omitempty"`
-	// Fetched says a fetch step ran for this job: a derivation that must
-	// download and is not in the store means the store lost what that
-	// step fetched.
+	// Fetched says fetch steps ran for the jobs: a derivation that must
+	// download and is not in the store means the store lost what those
+	// steps fetched.
 	Fetched bool `json:"fetched,omitempty"`
 	// Network says the INSTALL line lets builders use the network
 	// (INSTALL --network=default).
 	Network string `json:"network,omitempty"`
-	// ImageArchive asks whether the single output is an image tarball.
+	// ImageArchive asks whether the single job's single output is an
+	// image tarball.
 	ImageArchive bool   `json:"imageArchive,omitempty"`
 	Recover      string `json:"recover,omitempty"`
 }
 
 func (BuildRequest) Command() string { return "build" }
+
+// BuildJob is an installed derivation and its selected outputs.
+type BuildJob struct {
+	// Name is the derivation's name, for messages.
+	Name    string            `json:"name"`
+	DrvPath string            `json:"drvPath"`
+	Outputs map[string]string `json:"outputs"`
+	// System is the derivation's Nix system; one the build host is not
+	// becomes an extra platform, built through the host's emulators.
+	System string `json:"system,omitempty"`
+	// Key names the result file: results/<Key>.json.
+	Key string `json:"key"`
+}
 
 // BuildResult is a job's outputs and their runtime closure.
 type BuildResult struct {
@@ -317,10 +323,20 @@ type LayerPath struct {
 }
 
 // LinksRequest writes the link tree of the installed store paths into the
-// step's output, which is the link layer.
+// step's output, which is the link layer, and looks in the closure for what
+// a FROM scratch image needs beside it.
 type LinksRequest struct {
 	Groups []LinkGroup `json:"groups"`
+	// Closure is searched for a CA bundle (CABundlePath in a store path).
+	Closure []string `json:"closure,omitempty"`
 }
+
+// CABundlePath is where a store path holds a CA bundle: nixpkgs' cacert.
+const CABundlePath = "etc/ssl/certs/ca-bundle.crt"
+
+// BasicFiles are the files a FROM scratch image gets unless its link tree
+// has them, relative to the image's root.
+var BasicFiles = []string{"etc/passwd", "etc/group", "tmp", "etc/ssl/certs/ca-certificates.crt"}
 
 func (LinksRequest) Command() string { return "links" }
 
@@ -340,13 +356,26 @@ type LinksResult struct {
 	Programs []string `json:"programs,omitempty"`
 	// Empty says the trees have no entries: no link layer.
 	Empty bool `json:"empty,omitempty"`
+	// Provides are the BasicFiles the trees put in the image.
+	Provides []string `json:"provides,omitempty"`
+	// CABundle is the closure's CA bundle, "" when it has none.
+	CABundle string `json:"caBundle,omitempty"`
 }
 
-// Validate checks the programs' paths.
+// Validate checks the programs' paths and the CA bundle's.
 func (r *LinksResult) Validate() error {
 	for _, p := range r.Programs {
 		if !path.IsAbs(p) || path.Clean(p) != p {
 			return fmt.Errorf("link tree program %.200q is not a clean absolute path", p)
+		}
+	}
+	if r.CABundle != "" {
+		dir, ok := strings.CutSuffix(r.CABundle, "/"+CABundlePath)
+		if !ok {
+			return fmt.Errorf("CA bundle %.200q is not %s of a store path", r.CABundle, CABundlePath)
+		}
+		if err := storepath.Validate(dir); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -52,13 +53,6 @@ func (e *BuildFailedError) Error() string {
 	return msg
 }
 
-func buildError(sum nixlog.Summary, name, drv string, targets []string) error {
-	if name == "" {
-		name = strings.Join(names(targets), ", ")
-	}
-	return &BuildFailedError{Name: name, DrvPath: drv, Failed: sum.Failed, Errors: sum.Errors}
-}
-
 func names(paths []string) []string {
 	out := make([]string, 0, len(paths))
 	for _, p := range paths {
@@ -68,8 +62,8 @@ func names(paths []string) []string {
 }
 
 // Build realises derivations without the network and without the build's
-// credentials (the frontend gives the step neither). With Outputs set it
-// writes the job's BuildResult.
+// credentials (the frontend gives the step neither), as build users, and
+// writes each job's BuildResult.
 func Build(ctx context.Context, req protocol.BuildRequest, stderr io.Writer) error {
 	if err := requireNix(); err != nil {
 		return err
@@ -79,25 +73,31 @@ func Build(ctx context.Context, req protocol.BuildRequest, stderr io.Writer) err
 	}
 	// Builders have no network: asking binary caches would only fail.
 	addNixConfig("substituters =")
-	if err := importDrvs(ctx, []string{req.DrvPath}, drvInput(req.DrvPath), stderr); err != nil {
-		return err
+	var drvs []string
+	systems := map[string]bool{}
+	for _, j := range req.Jobs {
+		if err := importDrvs(ctx, []string{j.DrvPath}, drvInput(j.DrvPath), stderr); err != nil {
+			return err
+		}
+		drvs = append(drvs, j.DrvPath)
+		if j.System != "" && j.System != system.Host() && !systems[j.System] {
+			// Nix builds other systems through the host's emulators (QEMU
+			// binfmt) or remote builders.
+			systems[j.System] = true
+			addNixConfig("extra-platforms = " + j.System)
+		}
 	}
-	targets := req.Drvs
-	if len(targets) == 0 {
-		targets = []string{req.DrvPath}
+	targets := drvs
+	if len(req.Drvs) > 0 {
+		targets = req.Drvs
 	}
 	if req.Fetched {
 		if err := checkFetched(ctx, targets); err != nil {
 			return err
 		}
 	}
-	if req.System != "" && req.System != system.Host() {
-		// Nix builds other systems through the host's emulators (QEMU
-		// binfmt) or remote builders.
-		addNixConfig("extra-platforms = " + req.System)
-	}
 	if req.Network != "" {
-		fmt.Fprintf(stderr, "nix-frontend: builders of %s have the network (INSTALL --network=%s)\n", req.Name, req.Network)
+		fmt.Fprintf(stderr, "nix-frontend: builders have the network (INSTALL --network=%s)\n", req.Network)
 	}
 	dec := nixlog.NewDecoder(stderr)
 	// The indirect GC root keeps the outputs while the step runs and stops
@@ -106,28 +106,53 @@ func Build(ctx context.Context, req protocol.BuildRequest, stderr io.Writer) err
 	err := nixCmd(ctx, nil, io.Discard, dec, "nix-store", args...)
 	dec.Close()
 	if err != nil {
-		sum := dec.Summary()
-		return &BuildFailedError{Name: req.Name, DrvPath: req.DrvPath, System: req.System, Failed: sum.Failed, Errors: sum.Errors}
+		return buildFailed(dec.Summary(), req.Jobs, req.Drvs)
 	}
-	if req.Outputs == nil {
+	if len(req.Drvs) > 0 {
 		return os.MkdirAll(protocol.OutDir, 0o755)
 	}
-	res := protocol.BuildResult{DrvPath: req.DrvPath, Outputs: req.Outputs}
-	outs := make([]string, 0, len(req.Outputs))
-	for _, p := range req.Outputs {
-		outs = append(outs, p)
+	for _, j := range req.Jobs {
+		if err := writeResult(ctx, j, req.ImageArchive); err != nil {
+			return err
+		}
 	}
-	slices.Sort(outs)
+	return nil
+}
+
+// writeResult writes a job's outputs and their closure.
+func writeResult(ctx context.Context, j protocol.BuildJob, imageArchive bool) error {
+	res := protocol.BuildResult{DrvPath: j.DrvPath, Outputs: j.Outputs}
+	outs := slices.Sorted(maps.Values(j.Outputs))
+	var err error
 	if res.Closure, err = pathInfos(ctx, outs); err != nil {
 		return err
 	}
-	if req.ImageArchive && len(outs) == 1 {
+	if imageArchive && len(outs) == 1 {
 		res.ImageArchive = imagearchive.IsArchive(outs[0])
 	}
 	if err := res.Validate(); err != nil {
 		return err
 	}
-	return writeJSON(filepath.Join(protocol.OutDir, protocol.ResultDir, req.Key+".json"), res)
+	return writeJSON(filepath.Join(protocol.OutDir, protocol.ResultDir, j.Key+".json"), res)
+}
+
+// buildFailed says what did not build: the derivations other than jobs
+// the step realised, or the job whose derivation Nix reports failed (the
+// first job when it names none of them: a dependency failed).
+func buildFailed(sum nixlog.Summary, jobs []protocol.BuildJob, others []string) error {
+	e := &BuildFailedError{Failed: sum.Failed, Errors: sum.Errors}
+	switch {
+	case len(others) > 0:
+		e.Name = strings.Join(names(others), ", ")
+	case len(jobs) > 0:
+		e.Name, e.DrvPath, e.System = jobs[0].Name, jobs[0].DrvPath, jobs[0].System
+		for _, j := range jobs {
+			if slices.Contains(sum.Failed, j.DrvPath) {
+				e.Name, e.DrvPath, e.System = j.Name, j.DrvPath, j.System
+			}
+		}
+	}
+	return e
 }
 
 // checkFetched makes sure the store has what the job's fetch step fetched:

@@ -221,7 +221,7 @@ func realise(ctx context.Context, paths []string, stderr io.Writer) error {
 	err := nixCmd(ctx, nil, io.Discard, dec, "nix-store", append([]string{"--realise", "--log-format", "internal-json"}, paths...)...)
 	dec.Close()
 	if err != nil {
-		return buildError(dec.Summary(), "", "", paths)
+		return buildFailed(dec.Summary(), nil, paths)
 	}
 	return nil
 }
