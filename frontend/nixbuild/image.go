@@ -11,94 +11,197 @@ import (
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/nix-frontend/nix-frontend/frontend/nixfile"
 	"github.com/nix-frontend/nix-frontend/llb/nixstep"
 	"github.com/nix-frontend/nix-frontend/llb/storelayers"
 	"github.com/nix-frontend/nix-frontend/nix/imagearchive"
 	"github.com/nix-frontend/nix-frontend/nix/protocol"
-	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/nix-frontend/nix-frontend/nix/storepath"
 )
 
 // DefaultPath is the PATH of an image whose base sets none, as in Docker.
 const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-// image merges one layer per store path (or group) and the link layer onto
-// the base, and extends the base's config.
-func (p *plan) image(ctx context.Context, jobs []*job, paths []protocol.PathInfo, links linkGroups) (llb.State, *dockerspec.DockerOCIImage, []string, error) {
+// layout is the Nix part of a stage's image, layer by layer: the store
+// paths' layers, the link layer and the basics of a FROM scratch image.
+type layout struct {
+	layers  []storelayers.Layer
+	link    *nixstep.Run // nil when there is no link tree
+	linkID  string
+	linked  protocol.LinksResult
+	basics  basics
+	basicsL *llb.State // nil when the stage gets no basics layer
+}
+
+// layout runs the link step and plans the layers within the budget.
+func (p *plan) layout(ctx context.Context, paths []protocol.PathInfo, links linkGroups) (*layout, error) {
 	s := p.stage
-	linkRun, programs, err := p.links(ctx, links)
-	if err != nil {
-		return llb.State{}, nil, nil, err
+	var closure []string
+	if s.Basics {
+		for _, pi := range paths {
+			closure = append(closure, pi.Path)
+		}
 	}
+	l := &layout{linkID: storelayers.ContentID(links.groups)}
+	var err error
+	if l.link, l.linked, err = p.links(ctx, links, closure); err != nil {
+		return nil, err
+	}
+	if s.Basics {
+		l.basics = newBasics(s.User, l.linked)
+		if st, ok := l.basics.layer(); ok {
+			l.basicsL = &st
+		}
+	}
+	p.warnings = append(p.warnings, p.checkTLS(paths, l.linked)...)
 	budget := p.b.MaxLayers
 	if budget <= 0 {
 		budget = storelayers.DefaultMaxLayers
 	}
 	budget -= s.BaseLayers
-	if linkRun != nil {
+	if l.link != nil {
+		budget--
+	}
+	if l.basicsL != nil {
 		budget--
 	}
 	if budget < 1 {
-		return llb.State{}, nil, nil, fmt.Errorf("the layer budget NIX_MAX_LAYERS=%d leaves no room for store paths after the base image's %d layers; raise it", p.b.MaxLayers, s.BaseLayers)
+		return nil, fmt.Errorf("the layer budget NIX_MAX_LAYERS=%d leaves no room for store paths after the base image's %d layers; raise it", p.b.MaxLayers, s.BaseLayers)
 	}
-	layers := storelayers.Plan(paths, budget)
-	steps := make([]planStep, len(layers))
-	for i, l := range layers {
-		steps[i] = planStep{Step: nixstep.Step{Name: "[nix] layer " + l.Describe(), Request: l.Request(), Access: nixstep.Hermetic}}
+	l.layers = storelayers.Plan(paths, budget)
+	return l, nil
+}
+
+// PreviewLayer is a layer a build would push, for a push preview.
+type PreviewLayer struct {
+	// ID names the layer's contents (see storelayers.HistoryID).
+	ID          string   `json:"id"`
+	Description string   `json:"description"`
+	Paths       []string `json:"paths,omitempty"`
+	// Size is the NAR size of the store paths, uncompressed.
+	Size int64 `json:"size"`
+}
+
+// preview lists a layout's layers.
+func (p *plan) preview(l *layout, links linkGroups) []PreviewLayer {
+	var out []PreviewLayer
+	for _, ly := range l.layers {
+		pl := PreviewLayer{ID: ly.ID(), Description: ly.Describe(), Size: ly.Size()}
+		for _, pi := range ly.Paths {
+			pl.Paths = append(pl.Paths, pi.Path)
+		}
+		out = append(out, pl)
+	}
+	if l.link != nil {
+		out = append(out, PreviewLayer{ID: l.linkID, Description: "links in " + linkRoots(links.groups)})
+	}
+	if l.basicsL != nil {
+		h, _ := storelayers.HistoryID(l.basics.history().CreatedBy)
+		out = append(out, PreviewLayer{ID: h, Description: "passwd, group, /tmp and CA certificates"})
+	}
+	return out
+}
+
+// image merges one layer per store path (or group), the link layer and the
+// basics onto the base, and extends the base's config.
+func (p *plan) image(ctx context.Context, jobs []*job, l *layout, paths []protocol.PathInfo, links linkGroups) (llb.State, *dockerspec.DockerOCIImage, error) {
+	s := p.stage
+	steps := make([]planStep, len(l.layers))
+	for i, ly := range l.layers {
+		steps[i] = planStep{Step: nixstep.Step{Name: "[nix] layer " + ly.Describe(), Request: ly.Request(), Access: nixstep.Hermetic}}
 	}
 	runs, err := p.steps(steps...)
 	if err != nil {
-		return llb.State{}, nil, nil, err
+		return llb.State{}, nil, err
+	}
+	layerStates := make([]llb.State, len(runs))
+	for i, r := range runs {
+		layerStates[i] = r.Out
+	}
+	if !p.b.Preview {
+		if err := p.runAll(ctx, layerStates); err != nil {
+			return llb.State{}, nil, err
+		}
 	}
 	img := cloneImage(s.BaseImage)
 	states := []llb.State{s.Base}
-	for i, l := range layers {
+	for i, ly := range l.layers {
 		states = append(states, runs[i].Out)
-		img.History = append(img.History, l.History())
+		img.History = append(img.History, ly.History())
 	}
-	if linkRun != nil {
-		states = append(states, linkRun.Out)
-		h := storelayers.Layer{}.History()
-		h.CreatedBy = "nix-frontend: links in " + linkRoots(links.groups)
-		img.History = append(img.History, h)
+	if l.link != nil {
+		states = append(states, l.link.Out)
+		img.History = append(img.History, storelayers.History("links in "+linkRoots(links.groups), l.linkID))
+	}
+	if l.basicsL != nil {
+		states = append(states, *l.basicsL)
+		img.History = append(img.History, l.basics.history())
 	}
 	img.Config.Env = withPath(img.Config.Env, links.groups)
+	if s.Basics {
+		img.Config.Env = append(img.Config.Env, l.basics.env()...)
+	}
 	if s.EntrypointFromMeta && len(jobs) > 0 && len(links.groups) > 0 {
 		img.Config.Entrypoint, img.Config.Cmd = []string{path.Join(links.groups[0].Root, "bin", jobs[0].main)}, nil
 	}
 	merged := llb.Merge(states, llb.WithCustomName(fmt.Sprintf("[nix %s] merge %d store paths", s.Name, len(paths))))
-	return merged, img, programs, nil
+	return merged, img, nil
 }
 
-// links runs the step that writes the link tree, nil when there is no link
-// tree to write.
-func (p *plan) links(ctx context.Context, links linkGroups) (*nixstep.Run, []string, error) {
-	if len(links.groups) == 0 {
-		return nil, nil, nil
+// links runs the step that writes the link tree and looks in the closure
+// for a CA bundle. The run is nil when the link tree is empty; there is no
+// step when there are neither link groups nor a closure to look in.
+func (p *plan) links(ctx context.Context, links linkGroups, closure []string) (*nixstep.Run, protocol.LinksResult, error) {
+	var res protocol.LinksResult
+	if len(links.groups) == 0 && len(closure) == 0 {
+		return nil, res, nil
 	}
 	var locs []parser.Range
 	for _, l := range links.locs {
 		locs = append(locs, l...)
 	}
+	name := fmt.Sprintf("[nix %s] link tree in %s", p.stage.Name, linkRoots(links.groups))
+	if len(links.groups) == 0 {
+		name = fmt.Sprintf("[nix %s] link tree: none, look for a CA bundle", p.stage.Name)
+	}
 	runs, err := p.steps(planStep{Step: nixstep.Step{
-		Name:    fmt.Sprintf("[nix %s] link tree in %s", p.stage.Name, linkRoots(links.groups)),
-		Request: protocol.LinksRequest{Groups: links.groups},
+		Name:    name,
+		Request: protocol.LinksRequest{Groups: links.groups, Closure: closure},
 		Access:  nixstep.Hermetic,
 		Meta:    true,
 	}, locs: locs, groups: links.locs})
 	if err != nil {
-		return nil, nil, err
+		return nil, res, err
 	}
-	var res protocol.LinksResult
 	if err := p.readJSON(ctx, runs[0].Meta, protocol.LinksFile, &res); err != nil {
-		return nil, nil, err
+		return nil, res, err
 	}
 	if err := res.Validate(); err != nil {
-		return nil, nil, err
+		return nil, res, err
 	}
 	if res.Empty {
-		return nil, nil, nil
+		return nil, res, nil
 	}
-	return &runs[0], res.Programs, nil
+	return &runs[0], res, nil
+}
+
+// tlsLibraries are the names of store paths that make TLS connections and
+// need CA certificates to check them.
+var tlsLibraries = []string{"openssl", "gnutls", "libressl", "mbedtls", "wolfssl", "nss", "boringssl", "s2n-tls", "curl"}
+
+// checkTLS warns when the closure has a TLS library but no CA bundle: TLS
+// connections from the image will fail to verify.
+func (p *plan) checkTLS(paths []protocol.PathInfo, linked protocol.LinksResult) []nixfile.Warning {
+	if !p.stage.Basics || linked.CABundle != "" || slices.Contains(linked.Provides, "etc/ssl/certs/ca-certificates.crt") {
+		return nil
+	}
+	for _, pi := range paths {
+		if lib := storepath.PName(pi.Name()); slices.Contains(tlsLibraries, lib) {
+			r := nixfile.RuleMissingCABundle
+			return []nixfile.Warning{{RuleName: r.Name, Description: r.Description, URL: r.URL, Message: r.Format(pi.Name()), Location: p.allLocations()}}
+		}
+	}
+	return nil
 }
 
 // imageArchive makes the image an image tarball built by Nix describes: one
@@ -140,8 +243,8 @@ func (p *plan) imageArchive(ctx context.Context, j *job) (llb.State, *dockerspec
 		src := "/" + path.Join(protocol.ArchiveDir, imagearchive.LayerFile(i))
 		states = append(states, llb.Scratch().File(llb.Copy(out, src, "/", &llb.CopyInfo{AttemptUnpack: true, CreateDestPath: true}),
 			llb.WithCustomName(fmt.Sprintf("[nix %s] image tarball layer %d", p.stage.Name, i+1))))
-		created := storelayers.Epoch
-		img.History = append(img.History, ocispecs.History{Created: &created, CreatedBy: fmt.Sprintf("nix-frontend: layer %d of the image tarball", i+1), Comment: "nix-frontend"})
+		img.History = append(img.History, storelayers.History(fmt.Sprintf("layer %d of the image tarball %s", i+1, path.Base(archive)),
+			storelayers.ContentID([]any{archive, i})))
 	}
 	return llb.Merge(states, llb.WithCustomName(fmt.Sprintf("[nix %s] merge image tarball", p.stage.Name))), &img, nil
 }

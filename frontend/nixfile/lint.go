@@ -62,11 +62,10 @@ var (
 	}
 )
 
-// Rules lists the Nixfile's own lint rules, for documentation and for
-// telling them apart from BuildKit's.
-// RuleUnknownProgram is checked by the converter once a stage is built,
-// when the stage's programs are all known: FROM scratch, with nothing but
-// INSTALL adding files.
+// Rules the converter checks: RuleUnknownProgram once a stage is built,
+// when the stage's programs are all known (FROM scratch, with nothing but
+// INSTALL adding files); RuleMissingCABundle once its closure is known;
+// RuleUnknownUser when the build's arguments are.
 var RuleUnknownProgram = linter.LinterRule[func(instr, program string, have []string) string]{
 	Name:        "UnknownProgram",
 	Description: "CMD and ENTRYPOINT should name a program the image has",
@@ -80,12 +79,22 @@ var RuleUnknownProgram = linter.LinterRule[func(instr, program string, have []st
 	},
 }
 
-var Rules = []linter.LinterRuleI{
-	&RuleDuplicateInstallable,
-	&RuleUnusedArg,
-	&RuleFromStageDeclaredLater,
-	&RuleInstallAfterBuildStep,
-	&RuleUnknownProgram,
+var RuleMissingCABundle = linter.LinterRule[func(lib string) string]{
+	Name:        "MissingCABundle",
+	Description: "An image whose closure makes TLS connections should have CA certificates",
+	URL:         DocsURL + "#missingcabundle",
+	Format: func(lib string) string {
+		return fmt.Sprintf("the closure has %s but no CA bundle: TLS connections will fail to verify; install nixpkgs#cacert", lib)
+	},
+}
+
+var RuleUnknownUser = linter.LinterRule[func(user string) string]{
+	Name:        "UnknownUser",
+	Description: "USER should name a user the image defines",
+	URL:         DocsURL + "#unknownuser",
+	Format: func(user string) string {
+		return fmt.Sprintf("USER %s names a user no layer of this FROM scratch stage defines (NIX_SCRATCH_BASICS=false); lookups of the current user will fail", user)
+	},
 }
 
 func (p *parseState) warn(rule, description, url, msg string, loc []parser.Range) {

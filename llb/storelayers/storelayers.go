@@ -7,6 +7,9 @@
 package storelayers
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"sort"
@@ -172,8 +175,57 @@ func (l Layer) Request() protocol.LayerRequest {
 	return req
 }
 
+// ID names the layer's contents, which its bytes are a function of: the
+// store path of a one-path layer, else an ID of its paths.
+func (l Layer) ID() string {
+	if len(l.Paths) == 1 {
+		return l.Paths[0].Path
+	}
+	paths := make([]string, len(l.Paths))
+	for i, p := range l.Paths {
+		paths[i] = p.Path
+	}
+	return ContentID(paths)
+}
+
 // History is the image history entry of a layer.
 func (l Layer) History() ocispecs.History {
+	return History(l.Describe(), l.ID())
+}
+
+// historyPrefix starts every history entry of a layer nix-frontend made.
+const historyPrefix = "nix-frontend: "
+
+// History is the image history entry of a layer nix-frontend made: what it
+// holds and, unless the description is a store path, its ID. The ID is
+// what a push preview compares with an earlier image's layers.
+func History(description, id string) ocispecs.History {
 	created := Epoch
-	return ocispecs.History{Created: &created, CreatedBy: "nix-frontend: " + l.Describe(), Comment: "nix-frontend"}
+	createdBy := historyPrefix + description
+	if id != description {
+		createdBy += "; layer " + id
+	}
+	return ocispecs.History{Created: &created, CreatedBy: createdBy, Comment: "nix-frontend"}
+}
+
+// HistoryID is the layer ID a history entry of nix-frontend's names.
+func HistoryID(createdBy string) (string, bool) {
+	rest, ok := strings.CutPrefix(createdBy, historyPrefix)
+	if !ok {
+		return "", false
+	}
+	if _, id, ok := strings.Cut(rest, "; layer "); ok {
+		return id, true
+	}
+	if strings.HasPrefix(rest, storepath.StoreDir+"/") {
+		return rest, true
+	}
+	return "", false
+}
+
+// ContentID is a short, stable ID of what a layer is made from.
+func ContentID(v any) string {
+	dt, _ := json.Marshal(v)
+	sum := sha256.Sum256(dt)
+	return "sha256:" + hex.EncodeToString(sum[:8])
 }

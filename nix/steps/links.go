@@ -31,7 +31,7 @@ func Links(ctx context.Context, req protocol.LinksRequest, stderr io.Writer) err
 	if err := requireNix(); err != nil {
 		return err
 	}
-	var paths []string
+	paths := slices.Clone(req.Closure)
 	for _, g := range req.Groups {
 		paths = append(paths, g.Paths...)
 	}
@@ -79,5 +79,16 @@ func Links(ctx context.Context, req protocol.LinksRequest, stderr io.Writer) err
 		}
 	}
 	slices.Sort(res.Programs)
+	for _, f := range protocol.BasicFiles {
+		if _, err := os.Lstat(filepath.Join(protocol.OutDir, f)); err == nil {
+			res.Provides = append(res.Provides, f)
+		}
+	}
+	for _, p := range slices.Sorted(slices.Values(req.Closure)) {
+		if fi, err := os.Stat(filepath.Join(p, protocol.CABundlePath)); err == nil && fi.Mode().IsRegular() {
+			res.CABundle = filepath.Join(p, protocol.CABundlePath)
+			break
+		}
+	}
 	return writeJSON(filepath.Join(protocol.MetaDir, protocol.LinksFile), res)
 }
