@@ -50,13 +50,18 @@ func (cv *converter) sbomStep(nix *nixstep.Env, platform ocispecs.Platform, sour
 
 // attachSBOMs adds, when the build asked for an SBOM (--sbom, --attest
 // type=sbom), each platform's SBOM step as an in-toto attestation.
-func (cv *converter) attachSBOMs(ctx context.Context, rb *dockerui.ResultBuilder, sboms map[string]nixstep.Run) error {
+func (cv *converter) attachSBOMs(ctx context.Context, rb *dockerui.ResultBuilder, built []builtPlatform) error {
 	if cv.bc.SBOM == nil {
 		return nil
 	}
 	return rb.EachPlatform(ctx, func(ctx context.Context, id string, p ocispecs.Platform) error {
-		run, ok := sboms[formatPlatform(p)]
-		if !ok {
+		var run *nixstep.Run
+		for _, b := range built {
+			if b.sbom != nil && formatPlatform(b.platform) == formatPlatform(p) {
+				run = b.sbom
+			}
+		}
+		if run == nil {
 			return nil
 		}
 		def, err := run.Out.Marshal(ctx)

@@ -10,52 +10,26 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"path"
 	"runtime/debug"
-	"strconv"
 
+	"github.com/containerd/platforms"
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/frontend/dockerfile/dockerfile2llb"
-	"github.com/moby/buildkit/frontend/dockerfile/linter"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerui"
 	"github.com/moby/buildkit/frontend/gateway/client"
+	"github.com/moby/buildkit/frontend/subrequests"
 	"github.com/moby/buildkit/frontend/subrequests/lint"
 	"github.com/moby/buildkit/frontend/subrequests/targets"
 	"github.com/nix-frontend/nix-frontend/frontend/nixfile"
+	"github.com/nix-frontend/nix-frontend/llb/nixstep"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	pkgerrors "github.com/pkg/errors"
 )
 
-// Build arguments nix-frontend reads (besides the Nixfile's own ARGs).
-const (
-	// ArgNixImage selects the image Nix runs in.
-	ArgNixImage = "NIX_IMAGE"
-	// ArgNixConfig is passed to every Nix process as NIX_CONFIG.
-	ArgNixConfig = "NIX_CONFIG"
-	// ArgMaxLayers is the image's layer budget, base layers included.
-	ArgMaxLayers = "NIX_MAX_LAYERS"
-	// ArgNixPushCache is a Nix binary cache each stage's closure is
-	// uploaded to (opt-in).
-	ArgNixPushCache = "NIX_PUSH_CACHE"
-	// ArgNixEvaluator picks the evaluator: nix-eval-jobs (the default
-	// when the Nix image has it) or nix, the built-in one.
-	ArgNixEvaluator = "NIX_EVALUATOR"
-)
-
-// DefaultNixImage is the Nix image used when NIX_IMAGE is not set.
-const DefaultNixImage = "docker.io/nixos/nix:2.24.14"
-
-// SourceOpt is the gateway option that names the frontend's own image:
-// BuildKit sets it to the image of the `# syntax=` line (or of
-// BUILDKIT_SYNTAX, or gateway.v0's source). Build steps run the helper
-// binary from that image, so the code that handles the build's secrets is
-// always the frontend the build runs. A client that runs frontend.Build in
-// its own process (BuildKit's client.Build) passes it itself.
-const SourceOpt = "source"
-
-// Build is the gateway BuildFunc.
+// Build is the gateway BuildFunc: parse, read the configuration, answer a
+// subrequest or build every platform, and attach the SBOMs.
 func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 	defer func() {
 		// A bug must surface as an error the user can report, not as a
@@ -74,8 +48,52 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 	}
 	defer func() { err = withSource(err, src.SourceMap) }()
 
-	data, compat := src.Data, isNixExpression(src.Filename)
-	if compat {
+	cv, err := newConverter(c, bc, src)
+	if err != nil {
+		return nil, err
+	}
+	switch c.BuildOpts().Opts["requestid"] {
+	case PushPreviewRequest:
+		return cv.pushPreview(ctx)
+	case subrequests.RequestSubrequestsDescribe:
+		return describe()
+	}
+	if res, ok, err := bc.HandleSubrequest(ctx, dockerui.RequestHandler{
+		Outline: cv.outline,
+		ListTargets: func(ctx context.Context) (*targets.List, error) {
+			return dockerfile2llb.ListTargets(ctx, cv.dockerfile)
+		},
+		Lint: cv.lint,
+	}); err != nil || ok {
+		return res, err
+	}
+
+	if err := cv.checks.warn(ctx, append(cv.nf.Warnings, cv.userWarnings()...)); err != nil {
+		return nil, err
+	}
+	if cv.nix, err = cv.needNix(ctx); err != nil {
+		return nil, err
+	}
+	built := make([]builtPlatform, max(1, len(bc.TargetPlatforms)))
+	rb, err := bc.Build(ctx, func(ctx context.Context, platform *ocispecs.Platform, idx int) (*dockerui.BuildResult, error) {
+		res, b, err := cv.buildPlatform(ctx, platform, idx == 0)
+		built[idx] = b
+		return res, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := cv.attachSBOMs(ctx, rb, built); err != nil {
+		return nil, err
+	}
+	return rb.Finalize()
+}
+
+// newConverter parses the build file and reads the build's configuration.
+func newConverter(c client.Client, bc *dockerui.Client, src *dockerui.Source) (*converter, error) {
+	cv := &converter{c: c, bc: bc, src: src, compat: isNixExpression(src.Filename)}
+	data := src.Data
+	if cv.compat {
 		// The generated Nixfile is what errors point at.
 		data = compatNixfile(src.Filename, bc.Target)
 		src.SourceMap = llb.NewSourceMap(nil, "Nixfile (generated for "+path.Base(src.Filename)+")", "Dockerfile", data)
@@ -85,39 +103,55 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 	if err != nil {
 		return nil, parseError(err)
 	}
-	cv, err := newConverter(ctx, c, bc, src, nf)
+	cv.nf = nf
+	cv.dockerfile = nf.Dockerfile(func(s *nixfile.Stage) string { return contextName(s.Index) })
+	if cv.cfg, err = loadConfig(c.BuildOpts(), bc.BuildArgs); err != nil {
+		return nil, err
+	}
+	if cv.checks, err = newChecks(nf, bc.BuildArgs, src); err != nil {
+		return nil, err
+	}
+	return cv, nil
+}
+
+// needNix resolves where Nix runs, once for every platform, when a stage
+// the target needs on some platform has INSTALL lines.
+func (cv *converter) needNix(ctx context.Context) (*nixstep.Env, error) {
+	targets := cv.bc.TargetPlatforms
+	if len(targets) == 0 {
+		targets = []ocispecs.Platform{platforms.DefaultSpec()}
+	}
+	target, err := cv.targetStage()
 	if err != nil {
 		return nil, err
 	}
-	cv.entrypointFromMeta = compat
-
-	if res, ok, err := bc.HandleSubrequest(ctx, dockerui.RequestHandler{
-		Outline: cv.outline,
-		ListTargets: func(ctx context.Context) (*targets.List, error) {
-			return dockerfile2llb.ListTargets(ctx, cv.dockerfile)
-		},
-		Lint: func(ctx context.Context) (*lint.LintResults, error) {
-			return cv.lint(ctx)
-		},
-	}); err != nil {
-		return nil, err
-	} else if ok {
-		return res, nil
+	for _, p := range targets {
+		for i := range reachable(cv.nf, target, cv.scopes(p)) {
+			if s := cv.nf.Stages[i]; len(s.Installs) > 0 {
+				env, err := cv.resolveNix(ctx)
+				if err != nil {
+					return nil, parser.WithLocation(err, s.Installs[0].Location)
+				}
+				return env, nil
+			}
+		}
 	}
+	return nil, nil
+}
 
-	if err := cv.warn(ctx); err != nil {
-		return nil, err
-	}
-	rb, err := bc.Build(ctx, func(ctx context.Context, platform *ocispecs.Platform, idx int) (*dockerui.BuildResult, error) {
-		return cv.buildPlatform(ctx, platform, idx)
-	})
+// lint answers --call=check: BuildKit's rules on the Dockerfile part and the
+// Nixfile's own rules on INSTALL lines.
+func (cv *converter) lint(ctx context.Context) (*lint.LintResults, error) {
+	opt, err := cv.placeholderOpt(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if err := cv.attachSBOMs(ctx, rb, cv.sboms); err != nil {
+	res, err := dockerfile2llb.DockerfileLint(ctx, cv.dockerfile, opt)
+	if err != nil {
 		return nil, err
 	}
-	return rb.Finalize()
+	cv.checks.report(res, append(cv.nf.Warnings, cv.userWarnings()...))
+	return res, nil
 }
 
 // parseError turns validation problems into one error that lists them all
@@ -131,37 +165,4 @@ func parseError(err error) error {
 		return errs.First()
 	}
 	return parser.WithLocation(pkgerrors.New(errs.Error()), errs.List[0].Location)
-}
-
-// warn reports the Nixfile's lint findings through the client, as BuildKit
-// does for Dockerfiles, and fails when # check=error=true says so.
-func (cv *converter) warn(ctx context.Context) error {
-	cfg, err := cv.nf.CheckConfig()
-	if err != nil {
-		return err
-	}
-	if v, ok := cv.bc.BuildArgs["BUILDKIT_DOCKERFILE_CHECK"]; ok {
-		if cfg, err = linter.ParseLintOptions(v); err != nil {
-			return err
-		}
-	}
-	ws, ferr := nixfile.FilterWarnings(cv.nf.Warnings, cfg)
-	for _, w := range ws {
-		line := 0
-		if len(w.Location) > 0 {
-			line = w.Location[0].Start.Line
-		}
-		msg := linter.LintFormatShort(w.RuleName, w.Message, line)
-		cv.src.Warn(ctx, msg, warnOpts(w.Location, [][]byte{[]byte(w.Description)}, w.URL))
-	}
-	return ferr
-}
-
-func (cv *converter) buildArgs() map[string]string { return maps.Clone(cv.bc.BuildArgs) }
-
-func atoiDefault(s string, def int) (int, error) {
-	if s == "" {
-		return def, nil
-	}
-	return strconv.Atoi(s)
 }

@@ -18,6 +18,8 @@ type nixState struct {
 	State llb.State
 	Image *dockerspec.DockerOCIImage
 	SBOM  []nixbuild.Source
+	// Preview is the stage's layers in a push preview.
+	Preview []nixbuild.PreviewLayer
 }
 
 // contextName is the named context a stage with INSTALL lines is handed to

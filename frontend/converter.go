@@ -4,232 +4,86 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"path"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/containerd/platforms"
 	"github.com/distribution/reference"
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/client/llb/sourceresolver"
 	"github.com/moby/buildkit/frontend/dockerfile/dockerfile2llb"
-	"github.com/moby/buildkit/frontend/dockerfile/instructions"
-	"github.com/moby/buildkit/frontend/dockerfile/linter"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerui"
 	"github.com/moby/buildkit/frontend/gateway/client"
-	"github.com/moby/buildkit/frontend/subrequests/lint"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/nix-frontend/nix-frontend/frontend/nixbuild"
 	"github.com/nix-frontend/nix-frontend/frontend/nixfile"
 	"github.com/nix-frontend/nix-frontend/llb/nixstep"
-	"github.com/nix-frontend/nix-frontend/llb/storelayers"
-	"github.com/nix-frontend/nix-frontend/nix/protocol"
 	"github.com/nix-frontend/nix-frontend/nix/system"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/pkg/errors"
+	"golang.org/x/sync/errgroup"
 )
 
-// converter converts one Nixfile, once per target platform.
+// converter converts one Nixfile. It is made once per build and only read
+// afterwards: the platforms of a multi-platform build convert concurrently.
 type converter struct {
 	c          client.Client
 	bc         *dockerui.Client
 	src        *dockerui.Source
 	nf         *nixfile.Nixfile
 	dockerfile []byte // the Nixfile as a Dockerfile, same line numbers
-	selfImage  string
-	nixImage   string
-	nixConfig  string
-	maxLayers  int
-	evaluator  string
-	// entrypointFromMeta sets the image's entrypoint to the installed
-	// package's program (compatibility mode).
-	entrypointFromMeta bool
-
-	mu       sync.Mutex
-	sboms    map[string]nixstep.Run // by platform
-	checked  map[int]bool                  // stages checkPrograms looked at
+	cfg        config
+	checks     *checks
+	// compat is compatibility mode: a Nix file given as the build file.
+	// The installed package's program becomes the entrypoint, and an
+	// installed image tarball the image.
+	compat bool
+	// nix is where Nix runs, resolved once per build when a stage the
+	// target needs has INSTALL lines.
+	nix *nixstep.Env
+	// preview plans the Nix stages' layers without making them: see
+	// pushPreview.
+	preview bool
 }
 
-func newConverter(ctx context.Context, c client.Client, bc *dockerui.Client, src *dockerui.Source, nf *nixfile.Nixfile) (*converter, error) {
-	cv := &converter{c: c, bc: bc, src: src, nf: nf}
-	cv.dockerfile = nf.Dockerfile(func(s *nixfile.Stage) string { return contextName(s.Index) })
-	args := bc.BuildArgs
-	cv.nixImage = args[ArgNixImage]
-	if cv.nixImage == "" {
-		cv.nixImage = DefaultNixImage
-	}
-	cv.nixConfig = args[ArgNixConfig]
-	// --build-context nix=docker-image://... names the Nix image like any
-	// other named context would.
-	if v, ok := c.BuildOpts().Opts["context:nix"]; ok {
-		ref, isImage := strings.CutPrefix(v, "docker-image://")
-		if !isImage {
-			return nil, fmt.Errorf("the build context nix=%s must be an image (docker-image://...): it selects the image Nix runs in", v)
-		}
-		cv.nixImage = ref
-	}
-	var err error
-	if cv.maxLayers, err = atoiDefault(args[ArgMaxLayers], 0); err != nil || cv.maxLayers < 0 {
-		return nil, fmt.Errorf("build argument %s=%q: want a number of layers", ArgMaxLayers, args[ArgMaxLayers])
-	}
-	if cv.maxLayers > storelayers.MaxLayers {
-		return nil, fmt.Errorf("build argument %s=%d: images of more than %d layers do not run on every runtime (overlayfs mounts at most %d layers); use %d or fewer", ArgMaxLayers, cv.maxLayers, storelayers.MaxLayers, storelayers.MaxLayers, storelayers.MaxLayers)
-	}
-	cv.evaluator = args[ArgNixEvaluator]
-	switch cv.evaluator {
-	case "", protocol.EvaluatorNix, protocol.EvaluatorNixEvalJobs:
-	default:
-		return nil, fmt.Errorf("build argument %s=%q: use nix-eval-jobs or nix", ArgNixEvaluator, cv.evaluator)
-	}
-	for _, a := range []string{ArgNixConfig, ArgNixPushCache} {
-		if err := credentialFree(a, args[a]); err != nil {
-			return nil, err
-		}
-	}
-	cv.selfImage = c.BuildOpts().Opts[SourceOpt]
-	return cv, nil
-}
-
-func (cv *converter) convertOpt(platform *ocispecs.Platform) dockerfile2llb.ConvertOpt {
+// convertOpt is the Dockerfile converter's options for one platform.
+// stages are the Nix-built stages, handed over as named contexts; warn
+// shows the converter's lint warnings (nil: none).
+func (cv *converter) convertOpt(ctx context.Context, platform *ocispecs.Platform, stages map[int]nixState, warn bool) (dockerfile2llb.ConvertOpt, error) {
 	opt := dockerfile2llb.ConvertOpt{
 		Config:         cv.bc.Config,
-		Client:         cv.bc,
 		SourceMap:      cv.src.SourceMap,
 		MetaResolver:   cv.c,
 		TargetPlatform: platform,
-		Warn: func(rulename, description, url, msg string, location []parser.Range) {
-			line := 0
-			if len(location) > 0 {
-				line = location[0].Start.Line
-			}
-			cv.src.Warn(context.TODO(), linter.LintFormatShort(rulename, msg, line), warnOpts(location, [][]byte{[]byte(description)}, url))
-		},
 	}
-	opt.BuildArgs = cv.buildArgs()
-	return opt
+	// Each conversion gets its own map: platforms convert concurrently.
+	opt.BuildArgs = maps.Clone(cv.bc.BuildArgs)
+	if warn {
+		opt.Warn = cv.checks.dockerfileWarn(ctx)
+	}
+	w, err := newWithContexts(cv.c, stages)
+	if err != nil {
+		return opt, err
+	}
+	if opt.Client, err = dockerui.NewClient(w); err != nil {
+		return opt, err
+	}
+	return opt, nil
 }
 
 // placeholderOpt converts with empty stand-ins for Nix-built stages: what
-// outlines and target lists need, without building anything.
-func (cv *converter) placeholderOpt() dockerfile2llb.ConvertOpt {
+// outlines, target lists and checks need, without building anything.
+func (cv *converter) placeholderOpt(ctx context.Context) (dockerfile2llb.ConvertOpt, error) {
 	stages := map[int]nixState{}
 	for _, s := range cv.nf.Stages {
 		if len(s.Installs) > 0 {
 			stages[s.Index] = nixState{State: llb.Scratch()}
 		}
 	}
-	opt := cv.convertOpt(nil)
-	if w, err := newWithContexts(cv.c, stages); err == nil {
-		if bc, err := dockerui.NewClient(w); err == nil {
-			opt.Client = bc
-		}
-	}
-	return opt
-}
-
-// lint answers --call=check: BuildKit's rules on the Dockerfile part and the
-// Nixfile's own rules on INSTALL lines.
-func (cv *converter) lint(ctx context.Context) (*lint.LintResults, error) {
-	res, err := dockerfile2llb.DockerfileLint(ctx, cv.dockerfile, cv.placeholderOpt())
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := cv.nf.CheckConfig()
-	if err != nil {
-		return nil, err
-	}
-	ws, _ := nixfile.FilterWarnings(cv.nf.Warnings, cfg)
-	for _, w := range ws {
-		res.AddWarning(w.RuleName, w.Description, w.URL, w.Message, 0, w.Location)
-	}
-	return res, nil
-}
-
-// buildPlatform builds the target stage for one platform.
-func (cv *converter) buildPlatform(ctx context.Context, platform *ocispecs.Platform, idx int) (*dockerui.BuildResult, error) {
-	target := platforms.DefaultSpec()
-	if platform != nil {
-		target = *platform
-	}
-	targetIdx, err := cv.targetStage()
-	if err != nil {
-		return nil, err
-	}
-	reach := reachable(cv.nf, targetIdx)
-	stages := map[int]nixState{}
-	var nix *nixstep.Env
-	for _, s := range cv.nf.Stages {
-		if !reach[s.Index] || len(s.Installs) == 0 {
-			continue
-		}
-		if nix == nil {
-			if nix, err = cv.nixEnv(ctx); err != nil {
-				return nil, parser.WithLocation(err, s.Installs[0].Location)
-			}
-		}
-		st, err := cv.nixStage(ctx, s, target, platform, nix, stages)
-		if err != nil {
-			return nil, err
-		}
-		stages[s.Index] = st
-	}
-
-	if nix != nil && cv.bc.SBOM != nil {
-		var sources []nixbuild.Source
-		for _, st := range stages {
-			sources = append(sources, st.SBOM...)
-		}
-		run, err := cv.sbomStep(nix, target, sources)
-		if err != nil {
-			return nil, err
-		}
-		cv.mu.Lock()
-		if cv.sboms == nil {
-			cv.sboms = map[string]nixstep.Run{}
-		}
-		cv.sboms[formatPlatform(target)] = run
-		cv.mu.Unlock()
-	}
-	opt, err := cv.optWithStages(platform, stages)
-	if err != nil {
-		return nil, err
-	}
-	if idx != 0 {
-		opt.Warn = nil
-	}
-	res, err := dockerfile2llb.Dockerfile2LLB(ctx, cv.dockerfile, opt)
-	if err != nil {
-		return nil, err
-	}
-	def, err := res.State.Marshal(ctx)
-	if err != nil {
-		return nil, errors.Wrap(err, "failed to marshal LLB definition")
-	}
-	r, err := cv.c.Solve(ctx, client.SolveRequest{Definition: def.ToPB(), CacheImports: cv.bc.CacheImports})
-	if err != nil {
-		return nil, err
-	}
-	ref, err := r.SingleRef()
-	if err != nil {
-		return nil, err
-	}
-	return &dockerui.BuildResult{Reference: ref, Image: res.Image, BaseImage: res.BaseImage, Epoch: res.Epoch}, nil
-}
-
-func (cv *converter) optWithStages(platform *ocispecs.Platform, stages map[int]nixState) (dockerfile2llb.ConvertOpt, error) {
-	opt := cv.convertOpt(platform)
-	w, err := newWithContexts(cv.c, stages)
-	if err != nil {
-		return opt, err
-	}
-	bc, err := dockerui.NewClient(w)
-	if err != nil {
-		return opt, err
-	}
-	opt.Client = bc
-	return opt, nil
+	return cv.convertOpt(ctx, nil, stages, false)
 }
 
 // targetStage is the stage --target names, or the last one.
@@ -250,30 +104,131 @@ func (cv *converter) targetStage() (int, error) {
 	return 0, fmt.Errorf("target stage %q could not be found", t)
 }
 
-// nixEnv resolves the Nix image and the helper image for the build platform:
-// Nix runs where BuildKit runs, and builds other systems the way Nix does
-// (extra-platforms with emulation, or remote builders from NIX_CONFIG).
-func (cv *converter) nixEnv(ctx context.Context) (*nixstep.Env, error) {
-	if cv.selfImage == "" {
-		return nil, fmt.Errorf("nix-frontend does not know its own image: run it through a `# syntax=` line, or give the %q frontend option when running it in-process", SourceOpt)
-	}
-	build := platforms.DefaultSpec()
-	if len(cv.bc.BuildPlatforms) > 0 {
-		build = cv.bc.BuildPlatforms[0]
-	}
-	return nixstep.Resolve(ctx, cv.c, cv.nixImage, cv.selfImage, build, cv.nixConfig)
+// buildPlatform is the Nix-relevant part of the build for one platform: the
+// dockerui result, and the SBOM step when the build asked for one.
+type builtPlatform struct {
+	platform ocispecs.Platform
+	sbom     *nixstep.Run
 }
 
-// nixStage applies a stage's INSTALL lines to its base.
-func (cv *converter) nixStage(ctx context.Context, s *nixfile.Stage, target ocispecs.Platform, targetOpt *ocispecs.Platform, nix *nixstep.Env, done map[int]nixState) (nixState, error) {
-	lex := cv.nf.Lex()
-	build := nix.Platform
-	auto := platformArgs(build, target)
-	meta := metaScope(lex, cv.nf.MetaArgs, cv.bc.BuildArgs, auto)
+// buildPlatform builds the target stage for one platform. Only the first
+// platform shows lint warnings: they are the same for every platform.
+func (cv *converter) buildPlatform(ctx context.Context, targetOpt *ocispecs.Platform, first bool) (*dockerui.BuildResult, builtPlatform, error) {
+	target := platforms.DefaultSpec()
+	if targetOpt != nil {
+		target = *targetOpt
+	}
+	out := builtPlatform{platform: target}
+	scope := cv.scopes(target)
+	targetIdx, err := cv.targetStage()
+	if err != nil {
+		return nil, out, err
+	}
+	stages, err := cv.nixStages(ctx, scope, reachable(cv.nf, targetIdx, scope), targetOpt, first)
+	if err != nil {
+		return nil, out, err
+	}
+	if cv.bc.SBOM != nil && len(stages) > 0 {
+		var sources []nixbuild.Source
+		for _, st := range stages {
+			sources = append(sources, st.SBOM...)
+		}
+		run, err := cv.sbomStep(cv.nix, target, sources)
+		if err != nil {
+			return nil, out, err
+		}
+		out.sbom = &run
+	}
+	opt, err := cv.convertOpt(ctx, targetOpt, stages, first)
+	if err != nil {
+		return nil, out, err
+	}
+	res, err := dockerfile2llb.Dockerfile2LLB(ctx, cv.dockerfile, opt)
+	if err != nil {
+		return nil, out, err
+	}
+	def, err := res.State.Marshal(ctx)
+	if err != nil {
+		return nil, out, errors.Wrap(err, "failed to marshal LLB definition")
+	}
+	r, err := cv.c.Solve(ctx, client.SolveRequest{Definition: def.ToPB(), CacheImports: cv.bc.CacheImports})
+	if err != nil {
+		return nil, out, err
+	}
+	ref, err := r.SingleRef()
+	if err != nil {
+		return nil, out, err
+	}
+	return &dockerui.BuildResult{Reference: ref, Image: res.Image, BaseImage: res.BaseImage, Epoch: res.Epoch}, out, nil
+}
 
-	stagePlatform := target
+// nixStages builds the reachable stages with INSTALL lines. Stages whose
+// bases do not need another of them build at once; a stage based on an
+// earlier stage waits for the Nix stages that one needs.
+func (cv *converter) nixStages(ctx context.Context, scope scopes, reach map[int]bool, targetOpt *ocispecs.Platform, first bool) (map[int]nixState, error) {
+	deps := map[int][]int{}
+	var pending []*nixfile.Stage
+	for _, s := range cv.nf.Stages {
+		if !reach[s.Index] || len(s.Installs) == 0 {
+			continue
+		}
+		pending = append(pending, s)
+		if j, ok := scope.stageRef(cv.nf, s.BaseName, s.Index, scope.meta); ok {
+			for k := range reachable(cv.nf, j, scope) {
+				if len(cv.nf.Stages[k].Installs) > 0 {
+					deps[s.Index] = append(deps[s.Index], k)
+				}
+			}
+		}
+	}
+	done := map[int]nixState{}
+	for len(pending) > 0 {
+		var ready, waiting []*nixfile.Stage
+		for _, s := range pending {
+			if allDone(deps[s.Index], done) {
+				ready = append(ready, s)
+			} else {
+				waiting = append(waiting, s)
+			}
+		}
+		if len(ready) == 0 {
+			return nil, parser.WithLocation(errors.New("stages depend on each other in a cycle"), waiting[0].Location)
+		}
+		built := make([]nixState, len(ready))
+		g, gctx := errgroup.WithContext(ctx)
+		for i, s := range ready {
+			g.Go(func() (err error) {
+				built[i], err = cv.nixStage(gctx, s, scope, targetOpt, done, first)
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return nil, err
+		}
+		for i, s := range ready {
+			done[s.Index] = built[i]
+		}
+		pending = waiting
+	}
+	return done, nil
+}
+
+func allDone(deps []int, done map[int]nixState) bool {
+	for _, d := range deps {
+		if _, ok := done[d]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// nixStage applies a stage's INSTALL lines to its base. done holds the
+// Nix stages its base may need; nixStage only reads it.
+func (cv *converter) nixStage(ctx context.Context, s *nixfile.Stage, scope scopes, targetOpt *ocispecs.Platform, done map[int]nixState, first bool) (nixState, error) {
+	lex := cv.nf.Lex()
+	stagePlatform := scope.target
 	if s.Platform != "" {
-		p, _, err := lex.ProcessWord(s.Platform, meta)
+		p, _, err := lex.ProcessWord(s.Platform, scope.meta)
 		if err == nil {
 			stagePlatform, err = platforms.Parse(p)
 		}
@@ -286,12 +241,11 @@ func (cv *converter) nixStage(ctx context.Context, s *nixfile.Stage, target ocis
 	if err != nil {
 		return nixState{}, parser.WithLocation(err, s.Location)
 	}
-
-	baseName, _, err := lex.ProcessWord(s.BaseName, meta)
+	baseName, _, err := lex.ProcessWord(s.BaseName, scope.meta)
 	if err != nil {
 		return nixState{}, parser.WithLocation(fmt.Errorf("FROM %s: %v", s.BaseName, err), s.Location)
 	}
-	stage := nixbuild.Stage{Name: s.Name, System: nixSystem, EntrypointFromMeta: cv.entrypointFromMeta}
+	stage := nixbuild.Stage{Name: s.Name, System: nixSystem, EntrypointFromMeta: cv.compat}
 	if stage.Name == "" {
 		stage.Name = "stage-" + strconv.Itoa(s.Index)
 	}
@@ -301,39 +255,55 @@ func (cv *converter) nixStage(ctx context.Context, s *nixfile.Stage, target ocis
 	}
 	stage.Base, stage.BaseImage = base, img
 	stage.Scratch = strings.EqualFold(baseName, "scratch")
+	stage.Basics = stage.Scratch && cv.cfg.basics
+	stage.User = stageUser(s, scope)
 	stage.BaseLayers = len(img.RootFS.DiffIDs)
-
 	for _, in := range s.Installs {
-		scope := stageScope(lex, s.Commands, in.CommandIndex, meta, cv.bc.BuildArgs, auto)
-		x, err := in.Expand(lex, scope)
+		x, err := in.Expand(lex, scope.stage(s, in.CommandIndex))
 		if err != nil {
 			return nixState{}, err
 		}
 		stage.Installs = append(stage.Installs, x)
 	}
-
 	ctxState, err := cv.evalContext(ctx)
 	if err != nil {
 		return nixState{}, err
 	}
 	b := &nixbuild.Builder{
 		Client:       cv.c,
-		Nix:          nix,
+		Nix:          cv.nix,
 		Context:      *ctxState,
 		SourceMap:    cv.src.SourceMap,
 		CacheImports: cv.bc.CacheImports,
-		MaxLayers:    cv.maxLayers,
-		PushCache:    cv.bc.BuildArgs[ArgNixPushCache],
-		Evaluator:    cv.evaluator,
+		MaxLayers:    cv.cfg.maxLayers,
+		PushCache:    cv.cfg.pushCache,
+		Evaluator:    cv.cfg.evaluator,
+		Preview:      cv.preview,
 	}
 	res, err := b.Build(ctx, stage)
 	if err != nil {
 		return nixState{}, err
 	}
-	if err := cv.checkPrograms(ctx, s, stage.Scratch, res); err != nil {
-		return nixState{}, err
+	if first {
+		if err := cv.checks.warn(ctx, append(checkPrograms(s, stage.Scratch, res.Programs), res.Warnings...)); err != nil {
+			return nixState{}, err
+		}
 	}
-	return nixState{State: res.State, Image: res.Image, SBOM: res.SBOM}, nil
+	return nixState{State: res.State, Image: res.Image, SBOM: res.SBOM, Preview: res.Preview}, nil
+}
+
+// resolveNix resolves the Nix image and the helper image for the build
+// platform: Nix runs where BuildKit runs, and builds other systems the way
+// Nix does (extra-platforms with emulation, or remote builders).
+func (cv *converter) resolveNix(ctx context.Context) (*nixstep.Env, error) {
+	if cv.cfg.selfImage == "" {
+		return nil, fmt.Errorf("nix-frontend does not know its own image: run it through a `# syntax=` line, or give the %q frontend option when running it in-process", SourceOpt)
+	}
+	build := platforms.DefaultSpec()
+	if len(cv.bc.BuildPlatforms) > 0 {
+		build = cv.bc.BuildPlatforms[0]
+	}
+	return nixstep.Resolve(ctx, cv.c, cv.cfg.nixImage, cv.cfg.selfImage, build, cv.cfg.nixConfig)
 }
 
 // base resolves a stage's FROM: scratch, an earlier stage (built by the
@@ -346,12 +316,11 @@ func (cv *converter) base(ctx context.Context, s *nixfile.Stage, name string, pl
 	}
 	for _, prev := range cv.nf.Stages[:s.Index] {
 		if prev.Name != "" && strings.EqualFold(prev.Name, name) {
-			opt, err := cv.optWithStages(targetOpt, done)
+			opt, err := cv.convertOpt(ctx, targetOpt, done, false)
 			if err != nil {
 				return llb.State{}, nil, err
 			}
 			opt.Target = prev.Name
-			opt.Warn = nil
 			res, err := dockerfile2llb.Dockerfile2LLB(ctx, cv.dockerfile, opt)
 			if err != nil {
 				return llb.State{}, nil, err
@@ -411,54 +380,6 @@ func emptyImage(platform ocispecs.Platform) dockerspec.DockerOCIImage {
 	return img
 }
 
-// reachable returns the stages the target needs: through FROM, COPY --from
-// and RUN --mount=from=.
-func reachable(nf *nixfile.Nixfile, target int) map[int]bool {
-	byName := map[string]int{}
-	for _, s := range nf.Stages {
-		if s.Name != "" {
-			byName[strings.ToLower(s.Name)] = s.Index
-		}
-	}
-	lookup := func(ref string, before int) (int, bool) {
-		if i, ok := byName[strings.ToLower(ref)]; ok && i < before {
-			return i, true
-		}
-		if i, err := strconv.Atoi(ref); err == nil && i >= 0 && i < before {
-			return i, true
-		}
-		return 0, false
-	}
-	seen := map[int]bool{}
-	var visit func(i int)
-	visit = func(i int) {
-		if seen[i] {
-			return
-		}
-		seen[i] = true
-		s := nf.Stages[i]
-		if j, ok := lookup(s.BaseName, i); ok {
-			visit(j)
-		}
-		for _, c := range s.Commands {
-			switch c := c.(type) {
-			case *instructions.CopyCommand:
-				if j, ok := lookup(c.From, i); ok {
-					visit(j)
-				}
-			case *instructions.RunCommand:
-				for _, m := range instructions.GetMounts(c) {
-					if j, ok := lookup(m.From, i); ok {
-						visit(j)
-					}
-				}
-			}
-		}
-	}
-	visit(target)
-	return seen
-}
-
 // evalContext is the build context as evaluation sees it: without the
 // Nixfile, when the Nixfile is at the context's root, so that editing the
 // Nixfile (a comment above an INSTALL line) changes nothing Nix reads, even
@@ -467,7 +388,7 @@ func reachable(nf *nixfile.Nixfile, target int) map[int]bool {
 // stays.
 func (cv *converter) evalContext(ctx context.Context) (*llb.State, error) {
 	st, err := cv.bc.MainContext(ctx)
-	if err != nil || cv.entrypointFromMeta {
+	if err != nil || cv.compat {
 		return st, err
 	}
 	name := path.Base(cv.src.Filename)

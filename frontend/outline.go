@@ -3,6 +3,7 @@ package frontend
 import (
 	"context"
 
+	"github.com/containerd/platforms"
 	"github.com/moby/buildkit/frontend/dockerfile/dockerfile2llb"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
@@ -14,7 +15,11 @@ import (
 // shown against the Nixfile itself (INSTALL lines included), with the ARGs
 // that only INSTALL lines use, which BuildKit cannot see.
 func (cv *converter) outline(ctx context.Context) (*outline.Outline, error) {
-	o, err := dockerfile2llb.Dockerfile2Outline(ctx, cv.dockerfile, cv.placeholderOpt())
+	opt, err := cv.placeholderOpt(ctx)
+	if err != nil {
+		return nil, err
+	}
+	o, err := dockerfile2llb.Dockerfile2Outline(ctx, cv.dockerfile, opt)
 	if err != nil {
 		return nil, err
 	}
@@ -28,7 +33,7 @@ func (cv *converter) outline(ctx context.Context) (*outline.Outline, error) {
 		return nil, err
 	}
 	lex := cv.nf.Lex()
-	for i := range reachable(cv.nf, target) {
+	for i := range reachable(cv.nf, target, cv.scopes(platforms.DefaultSpec())) {
 		s := cv.nf.Stages[i]
 		for _, in := range s.Installs {
 			scope := env{}

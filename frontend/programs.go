@@ -1,26 +1,27 @@
 package frontend
 
 import (
-	"context"
 	"path"
+	"strconv"
 	"strings"
 
+	"github.com/containerd/platforms"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
-	"github.com/moby/buildkit/frontend/dockerfile/linter"
-	"github.com/nix-frontend/nix-frontend/frontend/nixbuild"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/nix-frontend/nix-frontend/frontend/nixfile"
 )
 
-// checkPrograms warns when a stage's ENTRYPOINT (or CMD, without one) runs
-// a program the image cannot have. That is knowable only for FROM scratch
-// stages where INSTALL alone adds files: no RUN or COPY, and PATH as
-// nix-frontend set it. It runs once per stage, whatever the platforms.
-func (cv *converter) checkPrograms(ctx context.Context, s *nixfile.Stage, scratch bool, res *nixbuild.Result) error {
+// checkPrograms warns when a stage's ENTRYPOINT (or CMD, without one)
+// runs a program the image cannot have. That is knowable only for FROM
+// scratch stages where INSTALL alone adds files: no RUN or COPY, and PATH as
+// nix-frontend set it.
+func checkPrograms(s *nixfile.Stage, scratch bool, programs []string) []nixfile.Warning {
 	if !scratch {
 		return nil
 	}
-	var entrypoint, cmd *instructions.Command
-	for i, c := range s.Commands {
+	var entrypoint *instructions.EntrypointCommand
+	var cmd *instructions.CmdCommand
+	for _, c := range s.Commands {
 		switch c := c.(type) {
 		case *instructions.RunCommand, *instructions.CopyCommand:
 			return nil
@@ -31,57 +32,31 @@ func (cv *converter) checkPrograms(ctx context.Context, s *nixfile.Stage, scratc
 				}
 			}
 		case *instructions.EntrypointCommand:
-			entrypoint = &s.Commands[i]
+			entrypoint = c
 		case *instructions.CmdCommand:
-			cmd = &s.Commands[i]
+			cmd = c
 		}
 	}
 	var instr string
 	var args []string
-	var loc = s.Location
+	var loc []parser.Range
 	switch {
 	case entrypoint != nil:
-		e := (*entrypoint).(*instructions.EntrypointCommand)
-		instr, args, loc = "ENTRYPOINT", e.CmdLine, e.Location()
-		if !e.PrependShell && len(args) == 0 {
-			return nil
-		}
-		if e.PrependShell {
+		instr, args, loc = "ENTRYPOINT", entrypoint.CmdLine, entrypoint.Location()
+		if entrypoint.PrependShell {
 			args = []string{"/bin/sh"}
 		}
 	case cmd != nil:
-		c := (*cmd).(*instructions.CmdCommand)
-		instr, args, loc = "CMD", c.CmdLine, c.Location()
-		if c.PrependShell {
+		instr, args, loc = "CMD", cmd.CmdLine, cmd.Location()
+		if cmd.PrependShell {
 			args = []string{"/bin/sh"}
 		}
-	default:
-		return nil
 	}
-	if len(args) == 0 || provides(res.Programs, args[0]) {
-		return nil
-	}
-	cv.mu.Lock()
-	if cv.checked == nil {
-		cv.checked = map[int]bool{}
-	}
-	done := cv.checked[s.Index]
-	cv.checked[s.Index] = true
-	cv.mu.Unlock()
-	if done {
+	if len(args) == 0 || provides(programs, args[0]) {
 		return nil
 	}
 	r := nixfile.RuleUnknownProgram
-	w := nixfile.Warning{RuleName: r.Name, Description: r.Description, URL: r.URL, Message: r.Format(instr, args[0], res.Programs), Location: loc}
-	cfg, err := cv.nf.CheckConfig()
-	if err != nil {
-		return err
-	}
-	ws, ferr := nixfile.FilterWarnings([]nixfile.Warning{w}, cfg)
-	for _, w := range ws {
-		cv.src.Warn(ctx, linter.LintFormatShort(w.RuleName, w.Message, loc[0].Start.Line), warnOpts(w.Location, [][]byte{[]byte(w.Description)}, w.URL))
-	}
-	return ferr
+	return []nixfile.Warning{{RuleName: r.Name, Description: r.Description, URL: r.URL, Message: r.Format(instr, args[0], programs), Location: loc}}
 }
 
 // provides says whether a program named as in a CMD is among the image's
@@ -107,4 +82,45 @@ func provides(programs []string, prog string) bool {
 		}
 	}
 	return false
+}
+
+// stageUser is the value of a stage's last USER line, expanded; "" when it
+// has none.
+func stageUser(s *nixfile.Stage, scope scopes) string {
+	user := ""
+	for i, c := range s.Commands {
+		if u, ok := c.(*instructions.UserCommand); ok {
+			user = scope.expand(u.User, scope.stage(s, i))
+		}
+	}
+	return user
+}
+
+// userWarnings warns about FROM scratch stages with INSTALL lines whose
+// USER names a user when nix-frontend adds no /etc/passwd: nothing defines
+// it, and programs that look the current user up fail.
+func (cv *converter) userWarnings() []nixfile.Warning {
+	if cv.cfg.basics {
+		return nil
+	}
+	var out []nixfile.Warning
+	scope := cv.scopes(platforms.DefaultSpec())
+	for _, s := range cv.nf.Stages {
+		if len(s.Installs) == 0 || !strings.EqualFold(scope.expand(s.BaseName, scope.meta), "scratch") {
+			continue
+		}
+		for i, c := range s.Commands {
+			u, ok := c.(*instructions.UserCommand)
+			if !ok {
+				continue
+			}
+			name, _, _ := strings.Cut(scope.expand(u.User, scope.stage(s, i)), ":")
+			if _, err := strconv.Atoi(name); err == nil || name == "root" || name == "" {
+				continue
+			}
+			r := nixfile.RuleUnknownUser
+			out = append(out, nixfile.Warning{RuleName: r.Name, Description: r.Description, URL: r.URL, Message: r.Format(u.User), Location: u.Location()})
+		}
+	}
+	return out
 }
