@@ -1,7 +1,11 @@
 package integration
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"maps"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -10,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nix-frontend/nix-frontend/frontend"
 	"github.com/nix-frontend/nix-frontend/integration/harness"
+	"github.com/nix-frontend/nix-frontend/llb/storelayers"
 	"github.com/nix-frontend/nix-frontend/nix/storepath"
 )
 
@@ -161,5 +167,95 @@ func TestRebuilds(t *testing.T) {
 				t.Errorf("%d store layers kept, %d new; want 2 and 2 (before %v, after %v)", kept, changed, before, after)
 			}
 		})
+	}
+}
+
+// preview is the JSON of docker buildx build --call=push-preview.
+type preview struct {
+	Stages []struct {
+		Layers []struct {
+			ID  string `json:"id"`
+			New bool   `json:"new"`
+		} `json:"layers"`
+	} `json:"stages"`
+	NewLayers int `json:"newLayers"`
+	Layers    int `json:"layers"`
+}
+
+// pushPreview runs docker buildx build --call=push-preview,format=json.
+func pushPreview(t *testing.T, env *harness.Env, dir string, args map[string]string) (preview, string) {
+	t.Helper()
+	argv := []string{"buildx", "build", "--builder", env.Builder, "--progress", "plain",
+		"--call=push-preview,format=json", "-f", filepath.Join(dir, "Nixfile")}
+	for k, v := range args {
+		argv = append(argv, "--build-arg", k+"="+v)
+	}
+	cmd := exec.Command("docker", append(argv, dir)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("push preview: %v\n%s", err, stderr.String())
+	}
+	var pv preview
+	if err := json.Unmarshal(stdout.Bytes(), &pv); err != nil {
+		t.Fatalf("push preview printed %q: %v", stdout.String(), err)
+	}
+	return pv, stderr.String()
+}
+
+// TestPushPreview checks --call=push-preview: compared with the image in the
+// registry, it marks as new exactly the layers the next push sends, and it
+// copies no store path to find out.
+func TestPushPreview(t *testing.T) {
+	env := harness.Require(t)
+	dir := projectContext(t, env)
+	args := env.DefaultBuildArgs()
+	args["SALT"] = salt(t)
+	first := env.Build(t, harness.Buildx, dir, harness.BuildOpts{BuildArgs: args})
+	firstImg := env.Inspect(t, first.Ref).Images[0]
+
+	harness.WriteFile(t, filepath.Join(dir, "leaf.txt"), "leaf v2\n")
+	args[frontend.ArgPreviousImage] = first.Ref
+	pv, log := pushPreview(t, env, dir, args)
+	if strings.Contains(log, "] layer ") {
+		t.Errorf("the push preview ran layer steps:\n%s", log)
+	}
+	delete(args, frontend.ArgPreviousImage)
+	all, _ := pushPreview(t, env, dir, args)
+	if all.NewLayers != all.Layers || all.Layers != pv.Layers {
+		t.Errorf("without a previous image %d of %d layers are new, want all %d", all.NewLayers, all.Layers, pv.Layers)
+	}
+
+	second := env.Build(t, harness.Buildx, dir, harness.BuildOpts{BuildArgs: args})
+	secondImg := env.Inspect(t, second.Ref).Images[0]
+	had := map[string]bool{}
+	for _, l := range firstImg.Manifest.Layers {
+		had[l.Digest.String()] = true
+	}
+	sent := map[string]bool{}
+	history := nonEmptyHistory(secondImg)
+	if len(history) != len(secondImg.Manifest.Layers) {
+		t.Fatalf("%d layers, %d history entries", len(secondImg.Manifest.Layers), len(history))
+	}
+	for i, l := range secondImg.Manifest.Layers {
+		id, ok := storelayers.HistoryID(history[i].CreatedBy)
+		if !ok {
+			t.Fatalf("layer %d has no nix-frontend history: %q", i, history[i].CreatedBy)
+		}
+		if !had[l.Digest.String()] {
+			sent[id] = true
+		}
+	}
+	previewed := map[string]bool{}
+	for _, s := range pv.Stages {
+		for _, l := range s.Layers {
+			if l.New {
+				previewed[l.ID] = true
+			}
+		}
+	}
+	if pv.Layers != len(secondImg.Manifest.Layers) || !reflect.DeepEqual(previewed, sent) || len(sent) == 0 {
+		t.Errorf("the preview lists %d layers, %v of them new; the push had %d layers and sent %v",
+			pv.Layers, slices.Sorted(maps.Keys(previewed)), len(secondImg.Manifest.Layers), slices.Sorted(maps.Keys(sent)))
 	}
 }
