@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"os"
 	"os/exec"
@@ -18,8 +17,8 @@ import (
 	"time"
 
 	bkclient "github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/cmd/buildctl/build"
 	"github.com/moby/buildkit/session"
-	"github.com/moby/buildkit/session/secrets/secretsprovider"
 	"github.com/moby/buildkit/session/sshforward/sshprovider"
 	"github.com/nix-frontend/nix-frontend/frontend"
 	digest "github.com/opencontainers/go-digest"
@@ -100,23 +99,6 @@ func (c Cache) cliArgs(buildx bool) []string {
 		args = append(args, importFlag, s)
 	}
 	return args
-}
-
-func parseCacheSpecs(specs []string) []bkclient.CacheOptionsEntry {
-	var out []bkclient.CacheOptionsEntry
-	for _, s := range specs {
-		c := bkclient.CacheOptionsEntry{Attrs: map[string]string{}}
-		for _, kv := range strings.Split(s, ",") {
-			k, v, _ := strings.Cut(kv, "=")
-			if k == "type" {
-				c.Type = v
-			} else {
-				c.Attrs[k] = v
-			}
-		}
-		out = append(out, c)
-	}
-	return out
 }
 
 // Result is a finished build.
@@ -300,13 +282,18 @@ func (e *Env) buildInProcess(ctx context.Context, dir string, o BuildOpts) (*Res
 	if len(o.Platforms) > 0 {
 		attrs["platform"] = strings.Join(o.Platforms, ",")
 	}
-	exp := bkclient.ExportEntry{Type: bkclient.ExporterImage, Attrs: map[string]string{
-		"name": o.Ref, "push": "true", "registry.insecure": "true", "oci-mediatypes": "true"}}
-	if o.Output != "" {
-		exp, err = parseOutput(o.Output)
-		if err != nil {
-			return res, err
-		}
+	// The CLI's own parsers, so every way in reads the specs alike.
+	exports, err := build.ParseOutput([]string{o.output()})
+	if err != nil {
+		return res, err
+	}
+	cacheExports, err := build.ParseExportCache(o.Cache.Exports)
+	if err != nil {
+		return res, err
+	}
+	cacheImports, err := build.ParseImportCache(o.Cache.Imports)
+	if err != nil {
+		return res, err
 	}
 	ch := make(chan *bkclient.SolveStatus)
 	st := newStatus()
@@ -322,19 +309,24 @@ func (e *Env) buildInProcess(ctx context.Context, dir string, o BuildOpts) (*Res
 	}
 	go func() { st.consume(ch); close(done) }()
 	var attachables []session.Attachable
-	if len(o.Secrets) > 0 {
-		var sources []secretsprovider.Source
-		for id, file := range o.Secrets {
-			sources = append(sources, secretsprovider.Source{ID: id, FilePath: file})
-		}
-		store, err := secretsprovider.NewStore(sources)
+	var secrets, ssh []string
+	for _, id := range sortedKeys(o.Secrets) {
+		secrets = append(secrets, "id="+id+",src="+o.Secrets[id])
+	}
+	if len(secrets) > 0 {
+		sp, err := build.ParseSecret(secrets)
 		if err != nil {
 			return res, err
 		}
-		attachables = append(attachables, secretsprovider.NewSecretProvider(store))
+		attachables = append(attachables, sp)
 	}
 	if o.SSH != "" {
-		sp, err := sshprovider.NewSSHAgentProvider([]sshprovider.AgentConfig{{ID: "default", Paths: []string{o.SSH}}})
+		ssh = append(ssh, "default="+o.SSH)
+		configs, err := build.ParseSSH(ssh)
+		if err != nil {
+			return res, err
+		}
+		sp, err := sshprovider.NewSSHAgentProvider(configs)
 		if err != nil {
 			return res, err
 		}
@@ -344,9 +336,9 @@ func (e *Env) buildInProcess(ctx context.Context, dir string, o BuildOpts) (*Res
 		Session:       attachables,
 		LocalMounts:   map[string]fsutil.FS{"context": ctxFS, "dockerfile": dfFS},
 		FrontendAttrs: attrs,
-		Exports:       []bkclient.ExportEntry{exp},
-		CacheExports:  parseCacheSpecs(o.Cache.Exports),
-		CacheImports:  parseCacheSpecs(o.Cache.Imports),
+		Exports:       exports,
+		CacheExports:  cacheExports,
+		CacheImports:  cacheImports,
 	}, "nix-frontend-test", frontend.Build, ch)
 	<-done
 	res.Status, res.Log = st, st.String()
@@ -357,25 +349,4 @@ func (e *Env) buildInProcess(ctx context.Context, dir string, o BuildOpts) (*Res
 		res.Digest = digest.Digest(d)
 	}
 	return res, nil
-}
-
-// parseOutput understands the "type=x,k=v" outputs the tests use.
-func parseOutput(s string) (bkclient.ExportEntry, error) {
-	ex := bkclient.ExportEntry{Attrs: map[string]string{}}
-	for _, kv := range strings.Split(s, ",") {
-		k, v, _ := strings.Cut(kv, "=")
-		switch k {
-		case "type":
-			ex.Type = v
-		case "dest":
-			f, err := os.Create(v)
-			if err != nil {
-				return ex, err
-			}
-			ex.Output = func(map[string]string) (io.WriteCloser, error) { return f, nil }
-		default:
-			ex.Attrs[k] = v
-		}
-	}
-	return ex, nil
 }

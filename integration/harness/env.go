@@ -106,7 +106,7 @@ func probe() (*Env, error) {
 	}
 	resp.Body.Close()
 	for _, img := range []string{e.NixImage, e.OldNixImage, e.EvalJobsNixImage, e.FrontendImage} {
-		if _, err := headManifest(e.Registry, img); err != nil {
+		if _, err := headManifest(img); err != nil {
 			return nil, fmt.Errorf("image %s: %w", img, err)
 		}
 	}

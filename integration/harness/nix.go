@@ -50,7 +50,7 @@ func StoreLayers(img *Image) map[string]digest.Digest {
 
 // Exists reports whether the registry has a reference.
 func (e *Env) Exists(ref string) bool {
-	_, err := headManifest(e.Registry, ref)
+	_, err := headManifest(ref)
 	return err == nil
 }
 

@@ -5,72 +5,39 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
-	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-var manifestAccept = strings.Join([]string{
-	ocispecs.MediaTypeImageIndex, ocispecs.MediaTypeImageManifest,
-	"application/vnd.docker.distribution.manifest.list.v2+json",
-	"application/vnd.docker.distribution.manifest.v2+json",
-}, ", ")
+// parseRef reads a reference of the plain-HTTP local registry.
+func parseRef(ref string) (name.Reference, error) { return name.ParseReference(ref, name.Insecure) }
 
-// splitRef splits "host/repo:tag" (or "host/repo@sha256:...") of the local registry.
-func splitRef(registry, ref string) (repo, tag string, err error) {
-	rest, ok := strings.CutPrefix(ref, registry+"/")
-	if !ok {
-		return "", "", fmt.Errorf("%s is not in registry %s", ref, registry)
-	}
-	if i := strings.Index(rest, "@"); i >= 0 {
-		return rest[:i], rest[i+1:], nil
-	}
-	if i := strings.LastIndex(rest, ":"); i >= 0 {
-		return rest[:i], rest[i+1:], nil
-	}
-	return rest, "latest", nil
-}
-
-func registryGet(registry, repo, kind, ref, accept string) ([]byte, string, error) {
-	req, err := http.NewRequest(http.MethodGet, fmt.Sprintf("http://%s/v2/%s/%s/%s", registry, repo, kind, ref), nil)
-	if err != nil {
-		return nil, "", err
-	}
-	if accept != "" {
-		req.Header.Set("Accept", accept)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, "", err
-	}
-	defer resp.Body.Close()
-	dt, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, "", err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, "", fmt.Errorf("GET %s %s: %s", kind, ref, resp.Status)
-	}
-	return dt, resp.Header.Get("Content-Type"), nil
-}
-
-func headManifest(registry, ref string) (digest.Digest, error) {
-	repo, tag, err := splitRef(registry, ref)
+func headManifest(ref string) (digest.Digest, error) {
+	r, err := parseRef(ref)
 	if err != nil {
 		return "", err
 	}
-	dt, _, err := registryGet(registry, repo, "manifests", tag, manifestAccept)
+	desc, err := remote.Head(r)
 	if err != nil {
 		return "", err
 	}
-	return digest.FromBytes(dt), nil
+	return digest.Digest(desc.Digest.String()), nil
+}
+
+// manifest fetches the raw manifest or index a reference names.
+func manifest(ref name.Reference) ([]byte, error) {
+	desc, err := remote.Get(ref)
+	if err != nil {
+		return nil, err
+	}
+	return desc.Manifest, nil
 }
 
 // Image is a pushed single-platform image as the registry holds it.
@@ -102,62 +69,57 @@ func (e *Env) Inspect(t testing.TB, ref string) *Pushed {
 }
 
 func (e *Env) inspect(ref string) (*Pushed, error) {
-	repo, tag, err := splitRef(e.Registry, ref)
+	r, err := parseRef(ref)
 	if err != nil {
 		return nil, err
 	}
-	dt, mt, err := registryGet(e.Registry, repo, "manifests", tag, manifestAccept)
+	dt, err := manifest(r)
 	if err != nil {
 		return nil, err
 	}
 	p := &Pushed{Ref: ref, Digest: digest.FromBytes(dt)}
 	var probe struct {
-		MediaType string            `json:"mediaType"`
 		Manifests []json.RawMessage `json:"manifests"`
 	}
 	if err := json.Unmarshal(dt, &probe); err != nil {
 		return nil, err
 	}
-	if probe.Manifests != nil || strings.Contains(mt, "index") || strings.Contains(mt, "list") {
-		var idx ocispecs.Index
-		if err := json.Unmarshal(dt, &idx); err != nil {
+	if probe.Manifests == nil {
+		img, err := e.parseImage(r.Context(), dt)
+		if err != nil {
 			return nil, err
 		}
-		p.Index = &idx
-		for _, d := range idx.Manifests {
-			if d.Annotations["vnd.docker.reference.type"] == "attestation-manifest" {
-				continue
-			}
-			img, err := e.readImage(repo, d.Digest)
-			if err != nil {
-				return nil, err
-			}
-			p.Images = append(p.Images, img)
-		}
+		p.Images = []*Image{img}
 		return p, nil
 	}
-	img, err := e.parseImage(repo, dt)
-	if err != nil {
+	var idx ocispecs.Index
+	if err := json.Unmarshal(dt, &idx); err != nil {
 		return nil, err
 	}
-	p.Images = []*Image{img}
+	p.Index = &idx
+	for _, d := range idx.Manifests {
+		if d.Annotations["vnd.docker.reference.type"] == "attestation-manifest" {
+			continue
+		}
+		mdt, err := manifest(r.Context().Digest(d.Digest.String()))
+		if err != nil {
+			return nil, err
+		}
+		img, err := e.parseImage(r.Context(), mdt)
+		if err != nil {
+			return nil, err
+		}
+		p.Images = append(p.Images, img)
+	}
 	return p, nil
 }
 
-func (e *Env) readImage(repo string, dgst digest.Digest) (*Image, error) {
-	dt, _, err := registryGet(e.Registry, repo, "manifests", dgst.String(), manifestAccept)
-	if err != nil {
-		return nil, err
-	}
-	return e.parseImage(repo, dt)
-}
-
-func (e *Env) parseImage(repo string, dt []byte) (*Image, error) {
-	img := &Image{Ref: e.Registry + "/" + repo, Digest: digest.FromBytes(dt)}
+func (e *Env) parseImage(repo name.Repository, dt []byte) (*Image, error) {
+	img := &Image{Ref: repo.Name(), Digest: digest.FromBytes(dt)}
 	if err := json.Unmarshal(dt, &img.Manifest); err != nil {
 		return nil, err
 	}
-	cfg, _, err := registryGet(e.Registry, repo, "blobs", img.Manifest.Config.Digest.String(), "")
+	cfg, err := blob(repo, img.Manifest.Config.Digest)
 	if err != nil {
 		return nil, err
 	}
@@ -168,14 +130,27 @@ func (e *Env) parseImage(repo string, dt []byte) (*Image, error) {
 	return img, nil
 }
 
+func blob(repo name.Repository, d digest.Digest) ([]byte, error) {
+	l, err := remote.Layer(repo.Digest(d.String()))
+	if err != nil {
+		return nil, err
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(rc)
+}
+
 // Blob fetches a blob of an image's repository.
 func (e *Env) Blob(t testing.TB, img *Image, d digest.Digest) []byte {
 	t.Helper()
-	repo, _, err := splitRef(e.Registry, img.Ref)
+	repo, err := name.NewRepository(img.Ref, name.Insecure)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dt, _, err := registryGet(e.Registry, repo, "blobs", d.String(), "")
+	dt, err := blob(repo, d)
 	if err != nil {
 		t.Fatalf("blob %s: %v", d, err)
 	}
@@ -207,11 +182,11 @@ func (e *Env) RegistryBytes(t testing.TB) int64 {
 // by predicate type, for the image of the given platform ("linux/amd64").
 func (e *Env) Attestations(t testing.TB, ref, platform string) map[string][]byte {
 	t.Helper()
-	repo, tag, err := splitRef(e.Registry, ref)
+	r, err := parseRef(ref)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dt, _, err := registryGet(e.Registry, repo, "manifests", tag, manifestAccept)
+	dt, err := manifest(r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +205,7 @@ func (e *Env) Attestations(t testing.TB, ref, platform string) map[string][]byte
 		if d.Annotations["vnd.docker.reference.type"] != "attestation-manifest" || d.Annotations["vnd.docker.reference.digest"] != subject.String() {
 			continue
 		}
-		mdt, _, err := registryGet(e.Registry, repo, "manifests", d.Digest.String(), manifestAccept)
+		mdt, err := manifest(r.Context().Digest(d.Digest.String()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -239,7 +214,7 @@ func (e *Env) Attestations(t testing.TB, ref, platform string) map[string][]byte
 			t.Fatal(err)
 		}
 		for _, l := range m.Layers {
-			b, _, err := registryGet(e.Registry, repo, "blobs", l.Digest.String(), "")
+			b, err := blob(r.Context(), l.Digest)
 			if err != nil {
 				t.Fatal(err)
 			}
