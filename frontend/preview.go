@@ -146,9 +146,9 @@ func (pv Preview) String() string {
 		against = pv.Against
 	}
 	fmt.Fprintf(&b, "Push preview for %s, against %s\n", pv.Platform, against)
-	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	for _, s := range pv.Stages {
-		fmt.Fprintf(w, "stage %s\t\t\n", s.Stage)
+		fmt.Fprintf(&b, "stage %s\n", s.Stage)
+		w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 		for _, l := range s.Layers {
 			state := "same"
 			if l.New {
@@ -160,8 +160,8 @@ func (pv Preview) String() string {
 			}
 			fmt.Fprintf(w, "  %s\t%s\t%s\n", state, size, l.Description)
 		}
+		w.Flush()
 	}
-	w.Flush()
 	fmt.Fprintf(&b, "%d of %d layers new, %s of %s (store paths' NAR sizes; compressed layers are smaller)\n",
 		pv.NewLayers, pv.Layers, units.BytesSize(float64(pv.NewBytes)), units.BytesSize(float64(pv.Bytes)))
 	return b.String()
