@@ -2,16 +2,20 @@ package main
 
 import (
 	"fmt"
-	"image"
 	"image/color"
-	"image/png"
 	"math"
 	"os"
 	"strings"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
 )
 
-// The chart is drawn with the standard library only (image/png and a
-// built-in 5×7 font), so bench/run needs nothing the machine may lack.
+// The chart is drawn with gonum.org/v1/plot: one horizontal bar per ratio,
+// on a log scale, with the target (if any) as a red mark on the bar's row.
 
 type bar struct {
 	Label  string
@@ -25,101 +29,144 @@ var (
 	colBase   = color.RGBA{0xe0, 0x8a, 0x1e, 0xff}
 	colTarget = color.RGBA{0xd0, 0x20, 0x20, 0xff}
 	colGrid   = color.RGBA{0xd8, 0xd8, 0xd8, 0xff}
-	colText   = color.RGBA{0x20, 0x20, 0x20, 0xff}
 	colOne    = color.RGBA{0x60, 0x60, 0x60, 0xff}
 )
 
 func drawChart(file, title, subtitle string, bars []bar) error {
-	const (
-		scale   = 2
-		rowH    = 34
-		labelW  = 560
-		plotW   = 560
-		right   = 90
-		top     = 90
-		bottom  = 90
-		marginL = 20
-	)
-	w := marginL + labelW + plotW + right
-	h := top + rowH*len(bars) + bottom
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	fill(img, img.Bounds(), color.RGBA{0xff, 0xff, 0xff, 0xff})
+	if len(bars) == 0 {
+		bars = []bar{{Label: "no ratio was measured", Value: 0, Tool: nf}}
+	}
+	p := plot.New()
+	p.Title.Text = title + "\n" + subtitle
+	p.Title.TextStyle.Font.Size = vg.Points(13)
+	p.X.Label.Text = "ratio (log scale; lower is better; ratios of one run on one buildkitd)"
+	p.X.Scale = plot.LogScale{}
+	p.X.Tick.Marker = ratioTicks{}
 
+	// NominalY puts the first name at the bottom; the table's first
+	// metric belongs at the top.
+	labels := make([]string, len(bars))
+	for i, b := range bars {
+		labels[len(bars)-1-i] = b.Label
+	}
+	p.NominalY(labels...)
+
+	grid := plotter.NewGrid()
+	grid.Horizontal.Color = color.Transparent
+	grid.Vertical.Color = colGrid
+	rb := &ratioBars{bars: bars}
+	one, err := plotter.NewLine(plotter.XYs{{X: 1, Y: -0.5}, {X: 1, Y: float64(len(bars)) - 0.5}})
+	if err != nil {
+		return err
+	}
+	one.LineStyle.Color = colOne
+	one.LineStyle.Width = vg.Points(1)
+	p.Add(grid, rb, one)
+
+	p.Legend.Top = true
+	p.Legend.Left = false
+	p.Legend.TextStyle.Font.Size = vg.Points(10)
+	p.Legend.Add("nix-frontend", swatch{colNF})
+	p.Legend.Add("baseline Dockerfile", swatch{colBase})
+	p.Legend.Add("target", swatch{colTarget})
+
+	// Drawn by hand rather than with p.Save, for a margin: gonum sizes the
+	// axis for its labels so tightly that the longest one touches the edge.
+	height := vg.Length(len(bars))*vg.Points(24) + vg.Points(150)
+	canvas := vgimg.NewWith(vgimg.UseWH(vg.Points(1100), height), vgimg.UseDPI(96), vgimg.UseBackgroundColor(color.White))
+	p.Draw(draw.Crop(draw.New(canvas), vg.Points(12), -vg.Points(12), vg.Points(6), -vg.Points(6)))
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := (vgimg.PngCanvas{Canvas: canvas}).WriteTo(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// ratioBars draws the bars from the left edge of the plot to their value,
+// so that a log scale, which has no 0, can hold them.
+type ratioBars struct{ bars []bar }
+
+func (r *ratioBars) DataRange() (xmin, xmax, ymin, ymax float64) {
 	lo, hi := 1.0, 1.0
-	for _, b := range bars {
+	for _, b := range r.bars {
 		for _, v := range []float64{b.Value, b.Target} {
 			if v > 0 {
 				lo, hi = math.Min(lo, v), math.Max(hi, v)
 			}
 		}
 	}
+	// Whole decades, with room on the right for the value labels.
 	lo = math.Pow(10, math.Floor(math.Log10(lo)))
-	hi = math.Pow(10, math.Ceil(math.Log10(hi)))
-	if hi/lo < 100 {
-		hi *= 10
-	}
-	x0 := marginL + labelW
-	xOf := func(v float64) int {
-		if v <= lo {
-			return x0
-		}
-		return x0 + int(float64(plotW)*math.Log10(v/lo)/math.Log10(hi/lo))
-	}
+	hi = math.Pow(10, math.Ceil(math.Log10(hi*3)))
+	return lo, hi, -0.5, float64(len(r.bars)) - 0.5
+}
 
-	text(img, marginL, 16, title, colText, scale)
-	text(img, marginL, 44, subtitle, colOne, 1)
-	// Decades, and the line at 1.
-	for v := lo; v <= hi*1.0001; v *= 10 {
-		x := xOf(v)
-		c := colGrid
-		if math.Abs(v-1) < 1e-9 {
-			c = colOne
-		}
-		fill(img, image.Rect(x, top-6, x+1, top+rowH*len(bars)), c)
-		lbl := trimFloat(v)
-		text(img, x-textWidth(lbl, 1)/2, top+rowH*len(bars)+6, lbl, colText, 1)
+func (r *ratioBars) Plot(c draw.Canvas, p *plot.Plot) {
+	trX, trY := p.Transforms(&c)
+	x0 := trX(p.X.Min)
+	half := (trY(1) - trY(0)) * 0.35
+	label := draw.TextStyle{
+		Color:   color.Black,
+		Font:    p.Y.Tick.Label.Font,
+		XAlign:  0,
+		YAlign:  -0.5,
+		Handler: p.Y.Tick.Label.Handler,
 	}
-	for i, b := range bars {
-		y := top + i*rowH
-		text(img, marginL, y+rowH/2-7, b.Label, colText, scale)
-		c := colNF
+	n := len(r.bars)
+	for i, b := range r.bars {
+		y := trY(float64(n - 1 - i))
+		col := colNF
 		if b.Tool == baseline {
-			c = colBase
+			col = colBase
 		}
-		xe := xOf(b.Value)
-		fill(img, image.Rect(x0, y+6, max(xe, x0+2), y+rowH-6), c)
+		x1 := x0 + vg.Points(2)
 		val := "0"
 		if b.Value > 0 {
+			x1 = max(trX(b.Value), x1)
 			val = trimFloat(b.Value) + "×"
 		}
-		text(img, max(xe, x0+2)+6, y+rowH/2-7, val, colText, scale)
+		c.FillPolygon(col, []vg.Point{{X: x0, Y: y - half}, {X: x1, Y: y - half}, {X: x1, Y: y + half}, {X: x0, Y: y + half}})
+		c.FillText(label, vg.Point{X: x1 + vg.Points(4), Y: y}, val)
 		if b.Target > 0 {
-			xt := xOf(b.Target)
-			fill(img, image.Rect(xt-1, y+1, xt+2, y+rowH-1), colTarget)
+			xt := trX(b.Target)
+			c.StrokeLine2(draw.LineStyle{Color: colTarget, Width: vg.Points(3)}, xt, y-half*1.3, xt, y+half*1.3)
 		}
 	}
-	// Legend.
-	ly := top + rowH*len(bars) + 34
-	lx := marginL
-	for _, l := range []struct {
-		c    color.RGBA
-		name string
-	}{{colNF, "nix-frontend"}, {colBase, "baseline Dockerfile"}, {colTarget, "target"}} {
-		fill(img, image.Rect(lx, ly, lx+24, ly+14), l.c)
-		text(img, lx+32, ly, l.name, colText, scale)
-		lx += 32 + textWidth(l.name, scale) + 40
-	}
-	text(img, marginL, ly+30, "log scale; lower is better; ratios of one run on one buildkitd", colOne, 1)
+}
 
-	f, err := os.Create(file)
-	if err != nil {
-		return err
+// swatch is a legend entry's coloured box.
+type swatch struct{ c color.Color }
+
+func (s swatch) Thumbnail(c *draw.Canvas) {
+	r := c.Rectangle
+	c.FillPolygon(s.c, []vg.Point{r.Min, {X: r.Max.X, Y: r.Min.Y}, r.Max, {X: r.Min.X, Y: r.Max.Y}})
+}
+
+// ratioTicks labels every decade, and 2 and 5 within it when the axis
+// spans few decades.
+type ratioTicks struct{}
+
+func (ratioTicks) Ticks(min, max float64) []plot.Tick {
+	var ticks []plot.Tick
+	few := math.Log10(max/min) <= 3
+	for d := math.Pow(10, math.Floor(math.Log10(min))); d <= max*1.0001; d *= 10 {
+		for _, m := range []float64{1, 2, 5} {
+			v := d * m
+			if v < min*0.9999 || v > max*1.0001 {
+				continue
+			}
+			t := plot.Tick{Value: v}
+			if m == 1 || few {
+				t.Label = trimFloat(v)
+			}
+			ticks = append(ticks, t)
+		}
 	}
-	if err := png.Encode(f, img); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return ticks
 }
 
 func trimFloat(v float64) string {
@@ -140,93 +187,4 @@ func trimFloat(v float64) string {
 		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
 	}
 	return s
-}
-
-func fill(img *image.RGBA, r image.Rectangle, c color.RGBA) {
-	r = r.Intersect(img.Bounds())
-	for y := r.Min.Y; y < r.Max.Y; y++ {
-		for x := r.Min.X; x < r.Max.X; x++ {
-			img.SetRGBA(x, y, c)
-		}
-	}
-}
-
-func textWidth(s string, scale int) int { return len([]rune(s)) * 6 * scale }
-
-// text draws s in the 5×7 font, upper case, at (x, y), each font pixel
-// scale×scale.
-func text(img *image.RGBA, x, y int, s string, c color.RGBA, scale int) {
-	for _, r := range strings.ToUpper(s) {
-		g, ok := font[r]
-		if !ok {
-			g = font['?']
-		}
-		for row, bits := range g {
-			for col := 0; col < 5; col++ {
-				if bits[col] == '#' {
-					fill(img, image.Rect(x+col*scale, y+row*scale, x+(col+1)*scale, y+(row+1)*scale), c)
-				}
-			}
-		}
-		x += 6 * scale
-	}
-}
-
-var font = map[rune][7]string{
-	' ':  {".....", ".....", ".....", ".....", ".....", ".....", "....."},
-	'A':  {".###.", "#...#", "#...#", "#####", "#...#", "#...#", "#...#"},
-	'B':  {"####.", "#...#", "#...#", "####.", "#...#", "#...#", "####."},
-	'C':  {".###.", "#...#", "#....", "#....", "#....", "#...#", ".###."},
-	'D':  {"####.", "#...#", "#...#", "#...#", "#...#", "#...#", "####."},
-	'E':  {"#####", "#....", "#....", "####.", "#....", "#....", "#####"},
-	'F':  {"#####", "#....", "#....", "####.", "#....", "#....", "#...."},
-	'G':  {".###.", "#...#", "#....", "#.###", "#...#", "#...#", ".####"},
-	'H':  {"#...#", "#...#", "#...#", "#####", "#...#", "#...#", "#...#"},
-	'I':  {".###.", "..#..", "..#..", "..#..", "..#..", "..#..", ".###."},
-	'J':  {"..###", "...#.", "...#.", "...#.", "...#.", "#..#.", ".##.."},
-	'K':  {"#...#", "#..#.", "#.#..", "##...", "#.#..", "#..#.", "#...#"},
-	'L':  {"#....", "#....", "#....", "#....", "#....", "#....", "#####"},
-	'M':  {"#...#", "##.##", "#.#.#", "#.#.#", "#...#", "#...#", "#...#"},
-	'N':  {"#...#", "#...#", "##..#", "#.#.#", "#..##", "#...#", "#...#"},
-	'O':  {".###.", "#...#", "#...#", "#...#", "#...#", "#...#", ".###."},
-	'P':  {"####.", "#...#", "#...#", "####.", "#....", "#....", "#...."},
-	'Q':  {".###.", "#...#", "#...#", "#...#", "#.#.#", "#..#.", ".##.#"},
-	'R':  {"####.", "#...#", "#...#", "####.", "#.#..", "#..#.", "#...#"},
-	'S':  {".####", "#....", "#....", ".###.", "....#", "....#", "####."},
-	'T':  {"#####", "..#..", "..#..", "..#..", "..#..", "..#..", "..#.."},
-	'U':  {"#...#", "#...#", "#...#", "#...#", "#...#", "#...#", ".###."},
-	'V':  {"#...#", "#...#", "#...#", "#...#", "#...#", ".#.#.", "..#.."},
-	'W':  {"#...#", "#...#", "#...#", "#.#.#", "#.#.#", "#.#.#", ".#.#."},
-	'X':  {"#...#", "#...#", ".#.#.", "..#..", ".#.#.", "#...#", "#...#"},
-	'Y':  {"#...#", "#...#", ".#.#.", "..#..", "..#..", "..#..", "..#.."},
-	'Z':  {"#####", "....#", "...#.", "..#..", ".#...", "#....", "#####"},
-	'0':  {".###.", "#...#", "#..##", "#.#.#", "##..#", "#...#", ".###."},
-	'1':  {"..#..", ".##..", "..#..", "..#..", "..#..", "..#..", ".###."},
-	'2':  {".###.", "#...#", "....#", "...#.", "..#..", ".#...", "#####"},
-	'3':  {"#####", "...#.", "..#..", "...#.", "....#", "#...#", ".###."},
-	'4':  {"...#.", "..##.", ".#.#.", "#..#.", "#####", "...#.", "...#."},
-	'5':  {"#####", "#....", "####.", "....#", "....#", "#...#", ".###."},
-	'6':  {"..##.", ".#...", "#....", "####.", "#...#", "#...#", ".###."},
-	'7':  {"#####", "....#", "...#.", "..#..", ".#...", ".#...", ".#..."},
-	'8':  {".###.", "#...#", "#...#", ".###.", "#...#", "#...#", ".###."},
-	'9':  {".###.", "#...#", "#...#", ".####", "....#", "...#.", ".##.."},
-	'.':  {".....", ".....", ".....", ".....", ".....", ".##..", ".##.."},
-	',':  {".....", ".....", ".....", ".....", ".##..", "..#..", ".#..."},
-	':':  {".....", ".##..", ".##..", ".....", ".##..", ".##..", "....."},
-	';':  {".....", ".##..", ".##..", ".....", ".##..", "..#..", ".#..."},
-	'%':  {"##...", "##..#", "...#.", "..#..", ".#...", "#..##", "...##"},
-	'/':  {".....", "....#", "...#.", "..#..", ".#...", "#....", "....."},
-	'(':  {"...#.", "..#..", ".#...", ".#...", ".#...", "..#..", "...#."},
-	')':  {".#...", "..#..", "...#.", "...#.", "...#.", "..#..", ".#..."},
-	'-':  {".....", ".....", ".....", "#####", ".....", ".....", "....."},
-	'+':  {".....", "..#..", "..#..", "#####", "..#..", "..#..", "....."},
-	'=':  {".....", ".....", "#####", ".....", "#####", ".....", "....."},
-	'<':  {"...#.", "..#..", ".#...", "#....", ".#...", "..#..", "...#."},
-	'>':  {".#...", "..#..", "...#.", "....#", "...#.", "..#..", ".#..."},
-	'|':  {"..#..", "..#..", "..#..", "..#..", "..#..", "..#..", "..#.."},
-	'#':  {".#.#.", ".#.#.", "#####", ".#.#.", "#####", ".#.#.", ".#.#."},
-	'?':  {".###.", "#...#", "....#", "...#.", "..#..", ".....", "..#.."},
-	'\'': {"..#..", "..#..", ".#...", ".....", ".....", ".....", "....."},
-	'×':  {".....", ".....", "#...#", ".#.#.", "..#..", ".#.#.", "#...#"},
-	'≤':  {"...#.", "..#..", ".#...", "..#..", "...#.", ".....", ".####"},
 }
