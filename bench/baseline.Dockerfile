@@ -4,9 +4,11 @@
 # scratch — one layer holding the whole closure. Built by BuildKit's own
 # Dockerfile frontend (dockerfile.v0) on the same buildkitd as nix-frontend.
 #
-# Build arguments: SALT and NIX_ARGS are passed to default.nix, ATTRS are
-# the attributes to build; NIX_CONFIG is the same as nix-frontend gets.
-FROM 127.0.0.1:5000/nix:2.8 AS build
+# Build arguments: NIX_IMAGE is the Nix image (the same nix-frontend gets);
+# SALT and NIX_ARGS are passed to default.nix, ATTRS are the attributes to
+# build; NIX_CONFIG is the same as nix-frontend gets.
+ARG NIX_IMAGE=127.0.0.1:5000/nix:2.26
+FROM ${NIX_IMAGE} AS build
 WORKDIR /src
 COPY . .
 ARG NIX_CONFIG
@@ -14,8 +16,8 @@ ARG SALT
 ARG NIX_ARGS=
 ARG ATTRS=top
 # The Debian Nix image keeps Nix in /usr/bin and has an empty /nix, so the
-# whole store lives in the cache mount. The two "bench:" lines time the copy
-# for the export measurement.
+# whole store lives in the cache mount. The "bench:" lines time the copy
+# and count its bytes for the export measurements.
 RUN --mount=type=cache,target=/nix,id=nix-bench-baseline-store \
     set -e; \
     attrs=; for a in $ATTRS; do attrs="$attrs -A $a"; done; \
@@ -23,7 +25,8 @@ RUN --mount=type=cache,target=/nix,id=nix-bench-baseline-store \
     echo "bench: copy start $(date +%s.%N)"; \
     mkdir -p /out/nix/store; \
     cp -a $(nix-store -qR /tmp/result*) /out/nix/store/; \
-    echo "bench: copy end $(date +%s.%N)"
+    echo "bench: copy end $(date +%s.%N)"; \
+    echo "bench: copied $(du -sb /out/nix/store | cut -f1) bytes"
 
 FROM scratch
 COPY --from=build /out /
