@@ -52,6 +52,15 @@ type run struct {
 	NewLayers []string
 	Image     *harness.Image
 	FE        feStats
+	// Copied is what the build copied out of the /nix cache mount, as its
+	// log says: nix-frontend's layer steps ("copied N store paths, X"),
+	// the baseline's cp -a ("bench: copied N bytes"). CopySteps counts
+	// the layer steps that ran (were not cached).
+	Copied    int64
+	CopySteps int
+	// DiskBefore and DiskAfter are the builder's disk usage (buildctl du,
+	// every record) around the build, when measured.
+	DiskBefore, DiskAfter int64
 }
 
 func (r *run) ok() bool { return r != nil && r.Err == nil }
@@ -64,25 +73,48 @@ func (r *run) pushed() int64 {
 	return r.NewBytes
 }
 
+// diskGrowth is what the build added to the builder's disk; ok is false
+// when it was not measured.
+func (r *run) diskGrowth() (int64, bool) {
+	if !r.ok() || r.DiskAfter == 0 {
+		return 0, false
+	}
+	return r.DiskAfter - r.DiskBefore, true
+}
+
+// buildSpec is one build to run.
+type buildSpec struct {
+	label          string
+	tool           tool
+	dir, file, ref string
+	salt           string
+	args           map[string]string
+	disk           bool // measure the builder's disk usage before and after
+	unrecorded     bool // a warm-up: not part of the results
+}
+
 // build runs one build through buildctl (the dockerfile.v0 frontend, which
 // for a Nixfile runs the nix-frontend image its `# syntax=` line names) and
 // records the progress stream as data.
-func (b *bench) build(label string, tl tool, dir, file, ref, salt string, args map[string]string) *run {
-	r := &run{Label: label, Tool: tl, Ref: ref, Salt: salt}
-	logf("%s: %s build of %s", label, tl, file)
-	buildArgs := map[string]string{"SALT": salt, "NIX_CONFIG": b.nixConfig}
-	for k, v := range args {
+func (b *bench) build(s buildSpec) *run {
+	r := &run{Label: s.label, Tool: s.tool, Ref: s.ref, Salt: s.salt}
+	logf("%s: %s build of %s", s.label, s.tool, s.file)
+	buildArgs := map[string]string{"SALT": s.salt, "NIX_CONFIG": b.nixConfig}
+	for k, v := range s.args {
 		buildArgs[k] = v
 	}
 	r.Err = try(func() {
+		if s.disk {
+			r.DiskBefore = b.diskUsage()
+		}
 		before := b.env.RegistryBytes(b.t)
 		var mon *feMonitor
-		if tl == nf {
-			mon = startFEMonitor(salt)
+		if s.tool == nf {
+			mon = startFEMonitor(s.salt)
 		}
 		r.Start = time.Now()
-		res, err := b.env.TryBuild(b.t, harness.Buildctl, dir, harness.BuildOpts{
-			File: file, Ref: ref, BuildArgs: buildArgs,
+		res, err := b.env.TryBuild(b.t, harness.Buildctl, s.dir, harness.BuildOpts{
+			File: s.file, Ref: s.ref, BuildArgs: buildArgs,
 			// The last --progress wins: the stream as JSON, with timestamps.
 			Args: []string{"--progress", "rawjson"},
 		})
@@ -96,29 +128,52 @@ func (b *bench) build(label string, tl tool, dir, file, ref, salt string, args m
 		}
 		r.Digest = res.Digest
 		r.RegistryDelta = b.env.RegistryBytes(b.t) - before
-		r.Image = b.env.Inspect(b.t, ref).Images[0]
+		r.Image = b.env.Inspect(b.t, s.ref).Images[0]
 		b.attribute(r)
 		log := r.Prog.text()
-		if tl == nf {
+		if s.tool == nf {
 			r.Built = harness.Built(log)
 		} else {
 			r.Built = nixBuildBuilt(log)
 		}
+		r.Copied, r.CopySteps = r.Prog.copied()
+		if s.disk {
+			r.DiskAfter = b.diskUsage()
+		}
 	})
+	if s.unrecorded {
+		return r
+	}
 	if b.logDir != "" && r.Prog != nil {
-		name := fmt.Sprintf("%02d-%s-%s.txt", len(b.runs)+1, notRefChars.ReplaceAllString(strings.ToLower(label), "-"), short(tl))
+		name := fmt.Sprintf("%02d-%s-%s.txt", len(b.runs)+1, notRefChars.ReplaceAllString(strings.ToLower(s.label), "-"), short(s.tool))
 		os.WriteFile(filepath.Join(b.logDir, name), []byte(r.Prog.timeline(r.Start)), 0o644)
 	}
 	if r.Err != nil {
-		logf("%s: %s build FAILED: %v", label, tl, r.Err)
+		logf("%s: %s build FAILED: %v", s.label, s.tool, r.Err)
 	} else {
-		logf("%s: %s %.1fs, %d derivations built, %s pushed", label, tl, r.Wall.Seconds(), len(r.Built), human(r.pushed()))
+		msg := fmt.Sprintf("%s: %s %.1fs, %d derivations built, %s copied, %s pushed", s.label, s.tool, r.Wall.Seconds(), len(r.Built), human(r.Copied), human(r.pushed()))
+		if g, ok := r.diskGrowth(); ok {
+			msg += fmt.Sprintf(", builder disk %+.1f MiB", float64(g)/(1<<20))
+		}
+		logf("%s", msg)
 		if len(r.NewLayers) > 0 && len(r.NewLayers) <= 10 {
 			logf("  new layers: %s", strings.Join(r.NewLayers, "; "))
 		}
 	}
 	b.runs = append(b.runs, r)
 	return r
+}
+
+// diskUsage is the builder's disk usage: the sum of every record `buildctl
+// du` lists (the client's DiskUsage, as the harness's), pulled images, the
+// /nix cache mounts, snapshots and the compressed layers BuildKit keeps for
+// the images it exported.
+func (b *bench) diskUsage() int64 {
+	var n int64
+	for _, r := range b.env.DiskUsage(b.t) {
+		n += r.Size
+	}
+	return n
 }
 
 // attribute finds the image's blobs the registry first stored during the
@@ -370,6 +425,32 @@ func (p *progress) mark(what, which string) time.Time {
 		}
 	}
 	return time.Time{}
+}
+
+var (
+	copiedLine     = regexp.MustCompile(`nix-frontend: copied ([0-9]+) store paths, ([0-9.]+) (B|KiB|MiB|GiB), NAR hashes verified`)
+	baseCopiedLine = regexp.MustCompile(`bench: copied ([0-9]+) bytes`)
+)
+
+// copied sums what the build copied out of the /nix cache mount: the
+// "copied" lines of nix-frontend's layer steps that ran (their NAR size,
+// as the step rounds it), or the byte count the baseline's RUN step prints
+// after its cp -a. steps is the number of layer steps that copied.
+func (p *progress) copied() (total int64, steps int) {
+	unit := map[string]float64{"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+	for _, v := range p.list() {
+		log := v.Log.String()
+		for _, m := range copiedLine.FindAllStringSubmatch(log, -1) {
+			f, _ := strconv.ParseFloat(m[2], 64)
+			total += int64(f * unit[m[3]])
+			steps++
+		}
+		for _, m := range baseCopiedLine.FindAllStringSubmatch(log, -1) {
+			n, _ := strconv.ParseInt(m[1], 10, 64)
+			total += n
+		}
+	}
+	return total, steps
 }
 
 // feStats is what the nix-frontend process (the gateway frontend BuildKit

@@ -130,11 +130,16 @@ func (r *ratioBars) Plot(c draw.Canvas, p *plot.Plot) {
 			val = trimFloat(b.Value) + "×"
 		}
 		c.FillPolygon(col, []vg.Point{{X: x0, Y: y - half}, {X: x1, Y: y - half}, {X: x1, Y: y + half}, {X: x0, Y: y + half}})
-		c.FillText(label, vg.Point{X: x1 + vg.Points(4), Y: y}, val)
+		xl := x1
 		if b.Target > 0 {
 			xt := trX(b.Target)
 			c.StrokeLine2(draw.LineStyle{Color: colTarget, Width: vg.Points(3)}, xt, y-half*1.3, xt, y+half*1.3)
+			// The value's label clear of the target's mark.
+			if xt >= x1-vg.Points(2) && xt-x1 < vg.Points(30) {
+				xl = xt + vg.Points(2)
+			}
 		}
+		c.FillText(label, vg.Point{X: xl + vg.Points(4), Y: y}, val)
 	}
 }
 

@@ -2,15 +2,25 @@ package main
 
 import (
 	"archive/tar"
+	"bytes"
 	"compress/gzip"
+	"crypto/sha256"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
 	"path"
+	"path/filepath"
+	"runtime"
+	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/nix-community/go-nix/pkg/nar"
 
 	"github.com/nix-frontend/nix-frontend/integration/harness"
 	digest "github.com/opencontainers/go-digest"
@@ -68,7 +78,8 @@ func (c closure) and(o closure) []string {
 }
 
 // closureOf reads every layer of a nix-frontend image and returns its store
-// paths with their compressed sizes.
+// paths with their compressed sizes. Layers read before (other images of
+// the run share most of theirs) are not read again.
 func (b *bench) closureOf(img *harness.Image) closure {
 	own := map[digest.Digest]bool{}
 	for _, d := range harness.StoreLayers(img) {
@@ -79,18 +90,25 @@ func (b *bench) closureOf(img *harness.Image) closure {
 		if !strings.Contains(l.MediaType, "gzip") {
 			panic(fatal{fmt.Sprintf("layer %s is %s; the benchmark reads gzip layers", l.Digest, l.MediaType)})
 		}
-		body := b.openBlob(img, l.Digest)
-		paths, err := splitLayer(body, !own[l.Digest])
-		body.Close()
-		must(err, "reading layer "+l.Digest.String())
-		for _, p := range paths {
-			p.Layer = l.Digest
-			if own[l.Digest] {
-				if len(paths) != 1 {
-					panic(fatal{fmt.Sprintf("layer %s of one store path holds %d", l.Digest, len(paths))})
+		paths, ok := b.layers[l.Digest.String()]
+		if !ok {
+			body := b.openBlob(img, l.Digest)
+			var err error
+			paths, err = splitLayer(body, !own[l.Digest])
+			body.Close()
+			must(err, "reading layer "+l.Digest.String())
+			for _, p := range paths {
+				p.Layer = l.Digest
+				if own[l.Digest] {
+					if len(paths) != 1 {
+						panic(fatal{fmt.Sprintf("layer %s of one store path holds %d", l.Digest, len(paths))})
+					}
+					p.Own, p.Compressed = true, l.Size
 				}
-				p.Own, p.Compressed = true, l.Size
 			}
+			b.layers[l.Digest.String()] = paths
+		}
+		for _, p := range paths {
 			out[p.Path] = p
 		}
 	}
@@ -198,34 +216,48 @@ func gzipSize(entries []entry) (int64, error) {
 	return c.n, nil
 }
 
-// reference is the plain-tools cost of turning a closure into a compressed
-// archive: the W1 closure, unpacked from the baseline image's single layer,
-// archived by tar and compressed by zstd (all cores) and by gzip.
+// reference is the cost of turning the W1 closure into compressed archives
+// with plain tools, timed on the closure unpacked from the baseline image's
+// single layer: tar | zstd (all cores), tar | gzip -6 (one core), and
+// Go's compress/gzip at the default level — BuildKit's compressor for gzip
+// layers — over a tar of each store path, one goroutine per path, as many
+// at once as there are cores.
 type reference struct {
-	Raw       int64
-	TarZstd   time.Duration
-	ZstdBytes int64
-	TarGzip   time.Duration
-	GzipBytes int64
+	Raw        int64
+	TarZstd    time.Duration
+	ZstdBytes  int64
+	TarGzip    time.Duration
+	GzipBytes  int64
+	ParGzip    time.Duration
+	ParGzBytes int64
+	Paths      int
 }
 
-func (b *bench) tarReference(img *harness.Image) reference {
+// unpackBaseline unpacks the baseline image's layer (the whole closure)
+// into a new directory and returns it; the caller removes it.
+func (b *bench) unpackBaseline(img *harness.Image) string {
 	if len(img.Manifest.Layers) != 1 {
 		panic(fatal{fmt.Sprintf("the baseline image has %d layers, want 1", len(img.Manifest.Layers))})
 	}
-	dir := b.t.TempDir()
-	root := dir + "/root"
-	must(os.MkdirAll(root, 0o755), "mkdir")
+	root, err := os.MkdirTemp(b.t.TempDir(), "closure-")
+	must(err, "mkdir")
 	body := b.openBlob(img, img.Manifest.Layers[0].Digest)
 	cmd := exec.Command("tar", "-xzf", "-", "-C", root)
 	cmd.Stdin = body
 	out, err := cmd.CombinedOutput()
 	body.Close()
 	must(errorWith(err, out), "unpacking the baseline layer")
+	return root
+}
+
+func tarReference(root string) reference {
 	var ref reference
 	du, err := exec.Command("du", "-sb", root+"/nix").Output()
 	must(err, "du")
 	fmt.Sscan(string(du), &ref.Raw)
+	out, err := os.MkdirTemp("", "nf-bench-ref-")
+	must(err, "mkdir")
+	defer os.RemoveAll(out)
 	timeIt := func(pipeline, dest string) (time.Duration, int64) {
 		start := time.Now()
 		out, err := exec.Command("sh", "-c", pipeline).CombinedOutput()
@@ -237,10 +269,159 @@ func (b *bench) tarReference(img *harness.Image) reference {
 	}
 	// Once to warm the page cache as a build's copy finds it, then timed.
 	timeIt(fmt.Sprintf("tar -C %s -cf - nix > /dev/null", root), "/dev/null")
-	ref.TarZstd, ref.ZstdBytes = timeIt(fmt.Sprintf("tar -C %s -cf - nix | zstd -q -T0 -3 -f -o %s/closure.tar.zst", root, dir), dir+"/closure.tar.zst")
-	ref.TarGzip, ref.GzipBytes = timeIt(fmt.Sprintf("tar -C %s -cf - nix | gzip -6 > %s/closure.tar.gz", root, dir), dir+"/closure.tar.gz")
-	exec.Command("rm", "-rf", dir).Run()
+	ref.TarZstd, ref.ZstdBytes = timeIt(fmt.Sprintf("tar -C %s -cf - nix | zstd -q -T0 -3 -f -o %s/closure.tar.zst", root, out), out+"/closure.tar.zst")
+	ref.TarGzip, ref.GzipBytes = timeIt(fmt.Sprintf("tar -C %s -cf - nix | gzip -6 > %s/closure.tar.gz", root, out), out+"/closure.tar.gz")
+	ref.ParGzip, ref.ParGzBytes, ref.Paths = parallelGzip(root)
 	return ref
+}
+
+// storePaths lists the store paths under root/nix/store, largest first.
+func storePaths(root string) []string {
+	ents, err := os.ReadDir(filepath.Join(root, "nix", "store"))
+	must(err, "reading the unpacked store")
+	type sized struct {
+		p string
+		n int64
+	}
+	var ps []sized
+	for _, e := range ents {
+		p := filepath.Join(root, "nix", "store", e.Name())
+		var n int64
+		filepath.Walk(p, func(_ string, fi os.FileInfo, err error) error {
+			if err == nil && fi.Mode().IsRegular() {
+				n += fi.Size()
+			}
+			return nil
+		})
+		ps = append(ps, sized{p, n})
+	}
+	sort.Slice(ps, func(i, j int) bool { return ps[i].n > ps[j].n })
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.p
+	}
+	return out
+}
+
+// parallelGzip compresses a tar of each store path under root with Go's
+// compress/gzip at the default level, largest paths first, as many at once
+// as there are cores, and returns the time it took and the bytes out.
+func parallelGzip(root string) (time.Duration, int64, int) {
+	paths := storePaths(root)
+	work := make(chan string)
+	var total atomic.Int64
+	errs := make(chan error, len(paths))
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < runtime.NumCPU(); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range work {
+				n, err := gzipTree(root, p)
+				if err != nil {
+					errs <- fmt.Errorf("%s: %w", p, err)
+					continue
+				}
+				total.Add(n)
+			}
+		}()
+	}
+	for _, p := range paths {
+		work <- p
+	}
+	close(work)
+	wg.Wait()
+	d := time.Since(start)
+	close(errs)
+	for err := range errs {
+		must(err, "parallel gzip")
+	}
+	return d, total.Load(), len(paths)
+}
+
+// gzipTree writes a tar of dir (named relative to root) through gzip and
+// returns the compressed size.
+func gzipTree(root, dir string) (int64, error) {
+	var c counter
+	zw := gzip.NewWriter(&c)
+	tw := tar.NewWriter(zw)
+	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		link := ""
+		if fi.Mode()&os.ModeSymlink != 0 {
+			if link, err = os.Readlink(p); err != nil {
+				return err
+			}
+		}
+		h, err := tar.FileInfoHeader(fi, link)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		h.Name = rel
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		if fi.Mode().IsRegular() {
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(tw, f)
+			f.Close()
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	if err := tw.Close(); err != nil {
+		return 0, err
+	}
+	if err := zw.Close(); err != nil {
+		return 0, err
+	}
+	return c.n, nil
+}
+
+// narCost is what the layer steps' NAR hash check costs, measured on the
+// W1 closure unpacked from the baseline's layer: every store path
+// serialised as a NAR as the layer steps serialise it (go-nix's
+// nar.DumpPath), and SHA-256 over each NAR, the hash the steps compute on
+// the way, timed apart, one path after the other on one core.
+type narCost struct {
+	NarBytes int64
+	Dump     time.Duration // serialising
+	Hash     time.Duration // hashing the serialised NARs
+	Paths    int
+}
+
+func narReference(root string) narCost {
+	paths := storePaths(root)
+	c := narCost{Paths: len(paths)}
+	// The better of three runs of each, for a noisy machine.
+	c.Dump, c.Hash = time.Duration(math.MaxInt64), time.Duration(math.MaxInt64)
+	for i := 0; i < 3; i++ {
+		var dump, hash time.Duration
+		var n int64
+		var buf bytes.Buffer
+		for _, p := range paths {
+			buf.Reset()
+			start := time.Now()
+			must(nar.DumpPath(&buf, p), "serialising "+p)
+			dump += time.Since(start)
+			start = time.Now()
+			sha256.Sum256(buf.Bytes())
+			hash += time.Since(start)
+			n += int64(buf.Len())
+		}
+		c.NarBytes, c.Dump, c.Hash = n, min(c.Dump, dump), min(c.Hash, hash)
+	}
+	return c
 }
 
 func errorWith(err error, out []byte) error {
