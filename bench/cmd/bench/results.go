@@ -192,7 +192,7 @@ func (b *bench) markdown(rows []row) string {
 			human(b.ref.Raw), b.ref.Paths, secs(b.ref.ParGzip), human(b.ref.ParGzBytes), secs(b.ref.TarZstd), human(b.ref.ZstdBytes), secs(b.ref.TarGzip), human(b.ref.GzipBytes))
 	}
 	if b.narErr == nil && b.nar.Hash > 0 {
-		p("- NAR hash check: %d NARs, %s; serialising them took %s, SHA-256 over them %s.\n", b.nar.Paths, human(b.nar.NarBytes), secs(b.nar.Dump), secs(b.nar.Hash))
+		p("- NAR hash check: %d NARs, %s; serialising them took %s, SHA-256 over them %s.\n", b.nar.Paths, human(b.nar.NarBytes), fineSecs(b.nar.Dump), fineSecs(b.nar.Hash))
 	}
 	if r := b.exportRun(nf); r.ok() {
 		p("- nix-frontend's image has %d layers, made by %d layer steps (summed %s).\n", len(r.Image.Manifest.Layers), r.CopySteps, secs(layerStepsTotal(r)))
