@@ -188,7 +188,7 @@ func main() {
 		// leaves do not push other people's caches out of the shared one.
 		logf("starting a buildkitd of the benchmark's own")
 		if err := try(func() { b.env = b.env.StartDaemon(b.t) }); err != nil {
-			logf("%v", err)
+			logf("starting a buildkitd: %v (-shared-daemon builds on hack/setup's instead)", err)
 			exit(1)
 		}
 		b.ownDaemon = true
