@@ -2,7 +2,6 @@ package nixbuild
 
 import (
 	"fmt"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -101,49 +100,66 @@ func (b basics) groups() []byte {
 // layer is the basics as one layer, byte-identical for the same inputs:
 // every entry dated at the epoch, owned by root but the user's home. ok is
 // false when the link tree has all of it.
+//
+// FileOp's mkdir and mkfile date what they create, but a later entry
+// created in a directory moves the directory's time to now, and mkdir
+// keeps only permission bits. So the files are made in a scratch state and
+// copied into the layer: a copy dates each directory after its entries,
+// and its chmod keeps /tmp's sticky bit.
 func (b basics) layer() (st llb.State, ok bool) {
-	at := llb.WithCreatedTime(storelayers.Epoch)
-	var fa *llb.FileAction
-	mkdir := func(p string, m os.FileMode, opts ...llb.MkdirOption) {
-		opts = append(opts, llb.WithParents(true), at)
-		if fa == nil {
-			fa = llb.Mkdir(p, m, opts...)
+	var files *llb.FileAction
+	do := func(a func(*llb.FileAction) *llb.FileAction, first func() *llb.FileAction) {
+		if files == nil {
+			files = first()
 		} else {
-			fa = fa.Mkdir(p, m, opts...)
+			files = a(files)
 		}
 	}
-	if !b.provides("etc/passwd") || !b.provides("etc/group") {
-		mkdir("/etc", 0o755)
+	mkdir := func(p string, opts ...llb.MkdirOption) {
+		opts = append(opts, llb.WithParents(true))
+		do(func(fa *llb.FileAction) *llb.FileAction { return fa.Mkdir(p, 0o755, opts...) },
+			func() *llb.FileAction { return llb.Mkdir(p, 0o755, opts...) })
+	}
+	mkfile := func(p string, data []byte) {
+		do(func(fa *llb.FileAction) *llb.FileAction { return fa.Mkfile(p, 0o644, data) },
+			func() *llb.FileAction { return llb.Mkfile(p, 0o644, data) })
 	}
 	if !b.provides("etc/passwd") {
-		fa = fa.Mkfile("/etc/passwd", 0o644, b.passwd(), at)
+		mkdir("/etc")
+		mkfile("/etc/passwd", b.passwd())
 	}
 	if !b.provides("etc/group") {
-		fa = fa.Mkfile("/etc/group", 0o644, b.groups(), at)
-	}
-	if !b.provides("tmp") {
-		// FileOp's mkdir keeps only the permission bits; a copy's chmod
-		// keeps the sticky bit too.
-		epoch := storelayers.Epoch
-		tmp := llb.Scratch().File(llb.Mkdir("/tmp", 0o777, at), llb.WithCustomName("[nix] /tmp"))
-		cp := &llb.CopyInfo{Mode: &llb.ChmodOpt{Mode: 0o1777}, CreatedTime: &epoch}
-		if fa == nil {
-			fa = llb.Copy(tmp, "/tmp", "/tmp", cp)
-		} else {
-			fa = fa.Copy(tmp, "/tmp", "/tmp", cp)
-		}
+		mkdir("/etc")
+		mkfile("/etc/group", b.groups())
 	}
 	if b.home != "" {
-		mkdir(b.home, 0o755, llb.WithUIDGID(b.user.id, b.group.id))
+		mkdir(b.home, llb.WithUIDGID(b.user.id, b.group.id))
 	}
 	if b.caBundle != "" && !b.provides("etc/ssl/certs/ca-certificates.crt") {
-		mkdir("/etc/ssl/certs", 0o755)
-		fa = fa.Symlink(b.caBundle, "/etc/ssl/certs/ca-certificates.crt", at)
+		mkdir("/etc/ssl/certs")
+		do(func(fa *llb.FileAction) *llb.FileAction {
+			return fa.Symlink(b.caBundle, "/etc/ssl/certs/ca-certificates.crt")
+		}, func() *llb.FileAction { return llb.Symlink(b.caBundle, "/etc/ssl/certs/ca-certificates.crt") })
 	}
-	if fa == nil {
+	epoch := storelayers.Epoch
+	var layer *llb.FileAction
+	if files != nil {
+		src := llb.Scratch().File(files, llb.WithCustomName("[nix] passwd, group and CA certificates"))
+		layer = llb.Copy(src, "/", "/", &llb.CopyInfo{CopyDirContentsOnly: true, CreatedTime: &epoch})
+	}
+	if !b.provides("tmp") {
+		tmp := llb.Scratch().File(llb.Mkdir("/tmp", 0o777), llb.WithCustomName("[nix] /tmp"))
+		cp := &llb.CopyInfo{Mode: &llb.ChmodOpt{Mode: 0o1777}, CreatedTime: &epoch}
+		if layer == nil {
+			layer = llb.Copy(tmp, "/tmp", "/tmp", cp)
+		} else {
+			layer = layer.Copy(tmp, "/tmp", "/tmp", cp)
+		}
+	}
+	if layer == nil {
 		return llb.State{}, false
 	}
-	return llb.Scratch().File(fa, llb.WithCustomName("[nix] passwd, group, /tmp and CA certificates for FROM scratch")), true
+	return llb.Scratch().File(layer, llb.WithCustomName("[nix] passwd, group, /tmp and CA certificates for FROM scratch")), true
 }
 
 // env is what the basics add to the image's environment: where TLS
