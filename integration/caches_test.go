@@ -2,6 +2,7 @@ package integration
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/nix-frontend/nix-frontend/integration/harness"
@@ -47,6 +48,25 @@ func TestPrunedCaches(t *testing.T) {
 			if layers[p] != d {
 				t.Errorf("%s: layer %s, first build %s", p, layers[p], d)
 			}
+		}
+	})
+
+	t.Run("empty /nix, new layers", func(t *testing.T) {
+		// Builds and links cached, but a smaller layer budget groups
+		// busybox and leaf: the new layer step finds the store empty and
+		// runs again, under a new key, once the builds refilled it.
+		env.Prune(t, "type==exec.cachemount")
+		o := opts
+		o.BuildArgs = map[string]string{"SALT": opts.BuildArgs["SALT"], "NIX_MAX_LAYERS": "5"}
+		res := env.Build(t, harness.InProcess, dir, o)
+		if out := env.Run(t, res.Ref, harness.RunOpts{}); out != "leaf v1\n" {
+			t.Errorf("image printed %q", out)
+		}
+		if n := len(env.Inspect(t, res.Ref).Images[0].Manifest.Layers); n != 5 {
+			t.Errorf("%d layers, want the budget of 5", n)
+		}
+		if !strings.Contains(res.Log, "realising them again") {
+			t.Errorf("no step found the store empty; the test did not test anything:\n%s", res.Log)
 		}
 	})
 

@@ -108,7 +108,9 @@ func (p *plan) image(ctx context.Context, jobs []*job, l *layout, paths []protoc
 	s := p.stage
 	steps := make([]planStep, len(l.layers))
 	for i, ly := range l.layers {
-		steps[i] = planStep{Step: nixstep.Step{Name: "[nix] layer " + ly.Describe(), Request: ly.Request(), Access: nixstep.Hermetic}}
+		req := ly.Request()
+		req.Recover = p.recoverFor(ly.StorePaths())
+		steps[i] = planStep{Step: nixstep.Step{Name: "[nix] layer " + ly.Describe(), Request: req, Access: nixstep.Hermetic}}
 	}
 	runs, err := p.steps(steps...)
 	if err != nil {
@@ -166,7 +168,7 @@ func (p *plan) links(ctx context.Context, links linkGroups, closure []string) (*
 	}
 	runs, err := p.steps(planStep{Step: nixstep.Step{
 		Name:    name,
-		Request: protocol.LinksRequest{Groups: links.groups, Closure: closure},
+		Request: protocol.LinksRequest{Groups: links.groups, Closure: closure, Recover: p.recoverFor(closure)},
 		Access:  nixstep.Hermetic,
 		Meta:    true,
 	}, locs: locs, groups: links.locs})

@@ -127,15 +127,30 @@ func (b *Builder) Build(ctx context.Context, s Stage) (*Result, error) {
 	if err := b.checkCaps(); err != nil {
 		return nil, err
 	}
-	res, err := newPlan(b, s, "").run(ctx)
-	var lost *storeLostError
-	if errors.As(err, &lost) {
-		// Cached steps made paths the /nix cache mount no longer has (a
-		// pruned mount, a new builder): fetch and build them again.
-		res, err = newPlan(b, s, identity.NewID()).run(ctx)
+	res, err := newPlan(b, s, "", nil).run(ctx)
+	// Cached steps made paths the /nix cache mount no longer has (a pruned
+	// mount, a new builder): fetch and build everything again, and run the
+	// steps that failed for lack of a path under a new cache key, since
+	// BuildKit remembers a failed step for the rest of the build. A
+	// layer's key changes only when it holds a lost path, so the layers
+	// of the others stay as they are.
+	lost := map[string]bool{}
+	for attempt := 0; attempt < maxRecoveries; attempt++ {
+		var sl *storeLostError
+		if !errors.As(err, &sl) {
+			break
+		}
+		for _, m := range sl.missing {
+			lost[m] = true
+		}
+		res, err = newPlan(b, s, identity.NewID(), lost).run(ctx)
 	}
 	return res, err
 }
+
+// maxRecoveries bounds the attempts after the store lost paths: each
+// learns the paths one failed step missed.
+const maxRecoveries = 3
 
 func (b *Builder) checkCaps() error {
 	caps := b.Client.BuildOpts().LLBCaps
@@ -153,9 +168,11 @@ func (b *Builder) checkCaps() error {
 type plan struct {
 	b     *Builder
 	stage Stage
-	// recover is set on the attempt after the store lost paths: it makes
-	// fetch and build steps run again.
+	// recover is set on the attempts after the store lost paths: it makes
+	// fetch and build steps run again, and the steps that need one of the
+	// lost paths.
 	recover string
+	lost    map[string]bool
 	known   map[string]stepInfo
 	// anchors are the outputs of steps the frontend read, which no layer
 	// depends on: see anchor.
@@ -173,13 +190,27 @@ type stepInfo struct {
 
 // storeLostError is a step that found the /nix cache mount without paths
 // an earlier, cached step made.
-type storeLostError struct{ err error }
+type storeLostError struct {
+	err     error
+	missing []string
+}
 
 func (e *storeLostError) Error() string { return e.err.Error() }
 func (e *storeLostError) Unwrap() error { return e.err }
 
-func newPlan(b *Builder, s Stage, recover string) *plan {
-	return &plan{b: b, stage: s, recover: recover, known: map[string]stepInfo{}}
+func newPlan(b *Builder, s Stage, recover string, lost map[string]bool) *plan {
+	return &plan{b: b, stage: s, recover: recover, lost: lost, known: map[string]stepInfo{}}
+}
+
+// recoverFor is the recover marker of a step that needs paths: set only
+// when one of them was lost.
+func (p *plan) recoverFor(paths []string) string {
+	for _, path := range paths {
+		if p.lost[path] {
+			return p.recover
+		}
+	}
+	return ""
 }
 
 // run builds the stage: evaluate, fetch and build, then layers, links and

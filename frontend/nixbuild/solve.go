@@ -113,7 +113,7 @@ func (p *plan) stepError(ctx context.Context, err error) error {
 		// No report: the step died before it could write one.
 		return parser.WithLocation(fmt.Errorf("%s: %w", info.name, err), info.locs)
 	case exit != nil && exit.ExitCode == protocol.ExitStoreLost:
-		return &storeLostError{err: errors.New(rep.Error)}
+		return &storeLostError{err: errors.New(rep.Error), missing: rep.Missing}
 	case rep.Eval != nil:
 		return p.evalError(rep.Eval)
 	case rep.Group != nil && *rep.Group >= 0 && *rep.Group < len(info.groups):

@@ -311,6 +311,9 @@ func ValidateClosure(paths []PathInfo) error {
 // depend on nothing but the paths.
 type LayerRequest struct {
 	Paths []LayerPath `json:"paths"`
+	// Recover is set only when the frontend runs the step again because
+	// the store had lost some of its paths: see ExitStoreLost.
+	Recover string `json:"recover,omitempty"`
 }
 
 func (LayerRequest) Command() string { return "layer" }
@@ -329,6 +332,8 @@ type LinksRequest struct {
 	Groups []LinkGroup `json:"groups"`
 	// Closure is searched for a CA bundle (CABundlePath in a store path).
 	Closure []string `json:"closure,omitempty"`
+	// Recover: see LayerRequest.
+	Recover string `json:"recover,omitempty"`
 }
 
 // CABundlePath is where a store path holds a CA bundle: nixpkgs' cacert.

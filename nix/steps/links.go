@@ -35,6 +35,8 @@ func Links(ctx context.Context, req protocol.LinksRequest, stderr io.Writer) err
 	for _, g := range req.Groups {
 		paths = append(paths, g.Paths...)
 	}
+	slices.Sort(paths)
+	paths = slices.Compact(paths)
 	if missing, err := invalidPaths(ctx, paths); err != nil {
 		return err
 	} else if len(missing) > 0 {
