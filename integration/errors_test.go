@@ -108,11 +108,13 @@ func TestErrors(t *testing.T) {
 	}
 }
 
-// imageWithoutNix pushes the Nix image with Nix removed: a Debian image
-// like any other, for the error a wrong NIX_IMAGE gives.
+// imageWithoutNix pushes the Nix image with Nix removed from every
+// directory of its PATH: a Debian image like any other, for the error a
+// wrong NIX_IMAGE gives.
 func imageWithoutNix(t *testing.T, env *harness.Env) string {
 	t.Helper()
-	dir := env.Context(t, map[string]string{"Nixfile": "FROM " + env.NixImage + "\nRUN rm -f /usr/bin/nix /usr/bin/nix-*\n"})
+	dir := env.Context(t, map[string]string{"Nixfile": "FROM " + env.NixImage + "\n" +
+		"RUN for d in $(echo \"$PATH\" | tr : ' '); do rm -f \"$d\"/nix \"$d\"/nix-*; done; ! command -v nix\n"})
 	return env.Build(t, harness.InProcess, dir, harness.BuildOpts{}).Ref
 }
 

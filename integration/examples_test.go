@@ -73,9 +73,10 @@ func TestDemoExample(t *testing.T) {
 					paths = append(paths, p)
 				}
 			}
-			// hello's closure is hello and busybox; then the link layer.
-			if len(paths) != 2 || len(img.Manifest.Layers) != 3 {
-				t.Errorf("store path layers %v, %d layers in all; want hello and busybox, plus links", paths, len(img.Manifest.Layers))
+			// hello's closure is hello and busybox; then the link layer
+			// and FROM scratch's basics.
+			if len(paths) != 2 || len(img.Manifest.Layers) != 4 {
+				t.Errorf("store path layers %v, %d layers in all; want hello and busybox, plus links and the basics", paths, len(img.Manifest.Layers))
 			}
 		})
 	}
@@ -162,8 +163,8 @@ func TestExampleMultistage(t *testing.T) {
 		t.Errorf("with BASE=scratch the image printed %q, want %q", out, banner)
 	}
 	img = env.Inspect(t, res.Ref).Images[0]
-	if len(img.Manifest.Layers) != 4 {
-		t.Errorf("with BASE=scratch: %d layers, want 4: app-1.0, busybox, the links and the banner", len(img.Manifest.Layers))
+	if len(img.Manifest.Layers) != 5 {
+		t.Errorf("with BASE=scratch: %d layers, want 5: app-1.0, busybox, the links, the basics and the banner", len(img.Manifest.Layers))
 	}
 }
 

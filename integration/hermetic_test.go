@@ -491,8 +491,11 @@ func TestImageTarballEscape(t *testing.T) {
 		"Nixfile": "FROM scratch\nARG MARKER\nINSTALL --file=default.nix --argstr marker=${MARKER} look\nENTRYPOINT [\"look\"]\n",
 		"default.nix": `{ marker }:
 let bb = builtins.path { path = ./busybox; name = "busybox"; }; sh = "${bb}/bin/busybox"; in {
+  # The marker is an attribute, not part of the name: ls /nix/store
+  # would find this derivation's own paths otherwise.
   look = derivation {
-    name = "look-${marker}";
+    name = "look";
+    inherit marker;
     system = builtins.currentSystem;
     builder = sh;
     args = [ "sh" "-c" "${sh} mkdir -p $out/bin; if ${sh} ls /nix/store | ${sh} grep -q ${marker}; then r=escaped; else r=contained; fi; ${sh} printf '#!${sh} sh\necho '$r'\n' > $out/bin/look; ${sh} chmod 555 $out/bin/look" ];

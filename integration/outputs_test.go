@@ -51,8 +51,8 @@ func TestExporters(t *testing.T) {
 	}{
 		{"oci zstd", "type=oci,compression=zstd,force-compression=true,dest=" + filepath.Join(out, "oci.tar"), func(t *testing.T, dest string) {
 			mts := layerMediaTypes(t, dest)
-			if len(mts) != 3 || !strings.HasSuffix(mts[0], "+zstd") {
-				t.Errorf("layer media types %v, want 3 zstd layers", mts)
+			if len(mts) != 4 || !strings.HasSuffix(mts[0], "+zstd") {
+				t.Errorf("layer media types %v, want 4 zstd layers (2 store paths, links, basics)", mts)
 			}
 		}},
 		{"docker gzip", "type=docker,name=nix-frontend-test,dest=" + filepath.Join(out, "docker.tar"), func(t *testing.T, dest string) {

@@ -83,23 +83,20 @@ func TestClosureLayers(t *testing.T) {
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("image has layers for %v; nix-store -qR says %v", got, want)
 	}
-	if len(img.Manifest.Layers) != len(want)+1 {
-		t.Errorf("%d layers, want %d store paths and the link layer", len(img.Manifest.Layers), len(want))
+	if len(img.Manifest.Layers) != len(want)+2 {
+		t.Errorf("%d layers, want %d store paths, the link layer and FROM scratch's basics", len(img.Manifest.Layers), len(want))
 	}
 	for _, p := range got {
 		if strings.Contains(p, "-nix-2.") {
 			t.Errorf("the image contains Nix: %s", p)
 		}
 	}
-	// The link layer is the last one, and the entrypoint runs through it.
-	var last string
-	for _, h := range img.Config.History {
-		if !h.EmptyLayer {
-			last = h.CreatedBy
-		}
-	}
-	if !strings.HasPrefix(last, "nix-frontend: links in /;") {
-		t.Errorf("last layer is %q, want the link layer", last)
+	// The link layer and the basics come last, and the entrypoint runs
+	// through the links.
+	h := nonEmptyHistory(img)
+	if n := len(h); n < 2 || !strings.HasPrefix(h[n-2].CreatedBy, "nix-frontend: links in /;") ||
+		!strings.HasPrefix(h[n-1].CreatedBy, "nix-frontend: passwd, group, /tmp") {
+		t.Errorf("the last layers are %v, want the link layer and the basics", h[max(0, n-2):])
 	}
 	out := env.Run(t, res.Ref, harness.RunOpts{})
 	if !strings.Contains(out, "running from /nix/store/") {

@@ -100,9 +100,9 @@ func TestScalingBitIdentical(t *testing.T) {
 				layers++
 				checkLayerTar(t, h.CreatedBy, env.Blob(t, imgA, imgA.Manifest.Layers[i].Digest), imgA.Manifest.Layers[i].MediaType)
 			}
-			// busybox, leaf, app, other, and the links.
-			if layers != 5 {
-				t.Errorf("%d nix-frontend layers, want 5 (4 store paths and the links)", layers)
+			// busybox, leaf, app, other, the links and the basics.
+			if layers != 6 {
+				t.Errorf("%d nix-frontend layers, want 6 (4 store paths, the links and FROM scratch's basics)", layers)
 			}
 		})
 	}
