@@ -1,7 +1,9 @@
 package nixbuild
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"path"
@@ -219,28 +221,70 @@ func drvNames(drvs []string) []string {
 // reads file i of state i into into(i).
 func (p *plan) readAll(ctx context.Context, states []llb.State, files []string, into func(int) any) error {
 	p.anchors = append(p.anchors, states...)
-	g, ctx := errgroup.WithContext(ctx)
-	g.SetLimit(p.b.parallelism())
-	for i := range states {
-		g.Go(func() error {
-			ref, err := p.solveRef(ctx, states[i])
-			if err != nil {
-				return err
-			}
-			return readRefJSON(ctx, ref, files[i], into(i))
-		})
-	}
-	return g.Wait()
+	return p.each(ctx, len(states), func(ctx context.Context, i int) error {
+		ref, err := p.solveRef(ctx, states[i])
+		if err != nil {
+			return err
+		}
+		return readRefJSON(ctx, ref, files[i], into(i))
+	})
 }
 
 // runAll runs the states' steps, at most Builder.Parallelism at once.
 func (p *plan) runAll(ctx context.Context, states []llb.State) error {
-	g, ctx := errgroup.WithContext(ctx)
+	return p.each(ctx, len(states), func(ctx context.Context, i int) error {
+		return p.solve(ctx, states[i])
+	})
+}
+
+// each calls f for 0…n-1, at most Builder.Parallelism at once, and cancels
+// the calls still running after the first failure. It returns the most
+// telling of the errors (see mostTelling), not the first: a failed step
+// cancels the concurrent solves, and BuildKit may fail one of those with
+// an error of its own ("releasing already released reference") while the
+// failed step's report is still being read.
+func (p *plan) each(ctx context.Context, n int, f func(context.Context, int) error) error {
+	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(p.b.parallelism())
-	for _, st := range states {
-		g.Go(func() error { return p.solve(ctx, st) })
+	errs := make([]error, n)
+	for i := range n {
+		g.Go(func() error {
+			errs[i] = f(gctx, i)
+			return errs[i]
+		})
 	}
-	return g.Wait()
+	_ = g.Wait() // every error is in errs
+	return mostTelling(errs)
+}
+
+// mostTelling picks the error to report of concurrent solves': paths the
+// store lost (all of them, which Build recovers from), else a failed step's
+// error at its Nixfile lines, else the first that is not a cancellation.
+func mostTelling(errs []error) error {
+	var lost *storeLostError
+	var located, other, canceled error
+	for _, err := range errs {
+		var sl *storeLostError
+		var le *parser.LocationError
+		switch {
+		case err == nil:
+		case errors.As(err, &sl):
+			if lost == nil {
+				lost = &storeLostError{err: sl.err}
+			}
+			lost.missing = append(lost.missing, sl.missing...)
+		case errors.As(err, &le):
+			located = cmp.Or(located, err)
+		case errors.Is(err, context.Canceled):
+			canceled = cmp.Or(canceled, err)
+		default:
+			other = cmp.Or(other, err)
+		}
+	}
+	if lost != nil {
+		return lost
+	}
+	return cmp.Or(located, other, canceled)
 }
 
 // closure is the union of the jobs' closures, sorted by path.
