@@ -58,7 +58,7 @@ func (n *Nixfile) rewriteFrom(st *Stage, ctx string) string {
 	for _, f := range st.from.Flags {
 		name, value, ok := strings.Cut(f, "=")
 		if ok {
-			f = name + "=" + quote(value, n.EscapeToken)
+			f = name + "=" + quoteFlag(value, n.EscapeToken)
 		}
 		parts = append(parts, f)
 	}
@@ -105,16 +105,24 @@ func lineSpan(loc []parser.Range) (int, int) {
 	return loc[0].Start.Line, loc[len(loc)-1].End.Line
 }
 
-// quote puts a word in double quotes for BuildKit's parser, escaping what
-// is special inside them.
-func quote(s string, escape rune) string {
+// quoteFlag puts a flag's value, as BuildKit's parser gives it, back in
+// double quotes for that parser, escaping what is special inside them.
+// BuildKit reads a flag byte by byte and turns each byte into the rune of
+// that number (split_command.go: rune(line[pos])), so a value holds only
+// runes below 256; they are written back as the bytes they were, and
+// BuildKit's second reading gives the same value as its first.
+func quoteFlag(s string, escape rune) string {
 	var b strings.Builder
 	b.WriteByte('"')
 	for _, r := range s {
 		if r == '"' || r == escape {
 			b.WriteRune(escape)
 		}
-		b.WriteRune(r)
+		if r < 0x100 {
+			b.WriteByte(byte(r))
+		} else {
+			b.WriteRune(r)
+		}
 	}
 	b.WriteByte('"')
 	return b.String()

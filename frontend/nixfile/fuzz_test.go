@@ -29,6 +29,8 @@ func FuzzParse(f *testing.F) {
 		"ARG B=x\nFROM --platform=$P ${B} AS s\nARG C\nINSTALL --link=/a --priority=${C} nixpkgs#$C\nFROM s\nINSTALL .\n",
 		"FROM --platform=a\\ b -- x as y\nINSTALL --impure --system=x86_64-linux -- z\n",
 		"FROM a\n# check=skip=all\nINSTALL \\\n\n x \\\n# c\n y\n",
+		// BuildKit reads flags byte by byte: non-ASCII values must survive.
+		"FROM --platform=\"linux/\u00e9\" a\nINSTALL x\n",
 	} {
 		f.Add([]byte(s))
 	}
