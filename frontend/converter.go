@@ -24,7 +24,6 @@ import (
 	"github.com/nix-frontend/nix-frontend/nix/system"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/pkg/errors"
-	"golang.org/x/sync/errgroup"
 )
 
 // converter converts one Nixfile. It is made once per build and only read
@@ -195,14 +194,11 @@ func (cv *converter) nixStages(ctx context.Context, scope scopes, reach map[int]
 			return nil, parser.WithLocation(errors.New("stages depend on each other in a cycle"), waiting[0].Location)
 		}
 		built := make([]nixState, len(ready))
-		g, gctx := errgroup.WithContext(ctx)
-		for i, s := range ready {
-			g.Go(func() (err error) {
-				built[i], err = cv.nixStage(gctx, s, scope, targetOpt, done, first)
-				return err
-			})
-		}
-		if err := g.Wait(); err != nil {
+		err := nixbuild.Each(ctx, len(ready), -1, func(ctx context.Context, i int) (err error) {
+			built[i], err = cv.nixStage(ctx, ready[i], scope, targetOpt, done, first)
+			return err
+		})
+		if err != nil {
 			return nil, err
 		}
 		for i, s := range ready {

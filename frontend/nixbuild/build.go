@@ -67,34 +67,26 @@ func (p *plan) build(ctx context.Context, ev *evaluation, jobs []*job) error {
 		}
 		p.anchors = append(p.anchors, runs[i].Out)
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(p.b.parallelism())
-	for i, b := range batches {
-		g.Go(func() error {
-			ref, err := p.solveRef(gctx, runs[i].Out)
-			if err != nil {
+	return p.each(ctx, len(batches), func(ctx context.Context, i int) error {
+		ref, err := p.solveRef(ctx, runs[i].Out)
+		if err != nil {
+			return err
+		}
+		for _, j := range batches[i] {
+			var r protocol.BuildResult
+			if err := readRefJSON(ctx, ref, j.resultFile(), &r); err != nil {
 				return err
 			}
-			for _, j := range b {
-				var r protocol.BuildResult
-				if err := readRefJSON(gctx, ref, j.resultFile(), &r); err != nil {
-					return err
-				}
-				if err := r.Validate(); err != nil {
-					return parser.WithLocation(fmt.Errorf("the build step of %s: %w", j.name, err), j.locs)
-				}
-				if r.DrvPath != j.drvPath || !maps.Equal(r.Outputs, j.outputs) {
-					return parser.WithLocation(fmt.Errorf("the build step of %s reported other outputs than asked for", j.name), j.locs)
-				}
-				j.result = &r
+			if err := r.Validate(); err != nil {
+				return parser.WithLocation(fmt.Errorf("the build step of %s: %w", j.name, err), j.locs)
 			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	return nil
+			if r.DrvPath != j.drvPath || !maps.Equal(r.Outputs, j.outputs) {
+				return parser.WithLocation(fmt.Errorf("the build step of %s reported other outputs than asked for", j.name), j.locs)
+			}
+			j.result = &r
+		}
+		return nil
+	})
 }
 
 // batch groups jobs into at most n build steps, in order; jobs share a step
@@ -237,15 +229,20 @@ func (p *plan) runAll(ctx context.Context, states []llb.State) error {
 	})
 }
 
-// each calls f for 0…n-1, at most Builder.Parallelism at once, and cancels
-// the calls still running after the first failure. It returns the most
-// telling of the errors (see mostTelling), not the first: a failed step
-// cancels the concurrent solves, and BuildKit may fail one of those with
-// an error of its own ("releasing already released reference") while the
-// failed step's report is still being read.
+// each calls f for 0…n-1, at most Builder.Parallelism at once: see Each.
 func (p *plan) each(ctx context.Context, n int, f func(context.Context, int) error) error {
+	return Each(ctx, n, p.b.parallelism(), f)
+}
+
+// Each calls f for 0…n-1, at most limit at once (no limit when limit < 0),
+// and cancels the calls still running after the first failure. It returns
+// the most telling of the errors (see mostTelling), not the first: a failed
+// step cancels the concurrent solves, and BuildKit may fail one of those
+// with an error of its own ("context canceled", "releasing already
+// released reference") while the failed step's report is still being read.
+func Each(ctx context.Context, n, limit int, f func(context.Context, int) error) error {
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(p.b.parallelism())
+	g.SetLimit(limit)
 	errs := make([]error, n)
 	for i := range n {
 		g.Go(func() error {

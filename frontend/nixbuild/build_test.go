@@ -40,3 +40,22 @@ func TestMostTelling(t *testing.T) {
 		t.Errorf("got %v, want nil", err)
 	}
 }
+
+// A failed step's solve returns only after its report is read; a
+// concurrent solve BuildKit cancels returns at once. Each must wait for
+// the step's error instead of reporting the cancellation that came first.
+func TestEachWaitsForTheFailedStep(t *testing.T) {
+	located := parser.WithLocation(errors.New("builder failed"), []parser.Range{{Start: parser.Position{Line: 3}}})
+	reading := make(chan struct{})
+	err := Each(context.Background(), 2, 2, func(ctx context.Context, i int) error {
+		if i == 0 {
+			<-reading // the report is read after the other solve failed
+			return located
+		}
+		defer close(reading)
+		return fmt.Errorf("solve: %w", context.Canceled)
+	})
+	if err != located {
+		t.Errorf("got %v, want the failed step's error", err)
+	}
+}
