@@ -10,16 +10,23 @@ import (
 	"github.com/nix-frontend/nix-frontend/nix/narcopy"
 	"github.com/nix-frontend/nix-frontend/nix/protocol"
 	"github.com/nix-frontend/nix-frontend/nix/storepath"
+	"golang.org/x/sys/unix"
 )
 
 // Layer copies store paths into the step's output, the layer. Each path's
 // contents must serialise to the NAR hash the build step read from Nix's
 // database when the path was built or fetched: a path changed since (by a
 // builder, by another build sharing the store, with or without its
-// database entry) fails the step with the path named. It runs no Nix
+// database entry) fails the step with the path named; a path a Nix process
+// is making again is copied once it is done. It runs no Nix
 // command: a layer step is made for every new store path, so its cost is
 // the copy and little else.
 func Layer(ctx context.Context, req protocol.LayerRequest, stderr io.Writer) error {
+	return layer(req, "/", protocol.OutDir, stderr)
+}
+
+// layer copies the paths of req, found under root, into out.
+func layer(req protocol.LayerRequest, root, out string, stderr io.Writer) error {
 	want := make([]storepath.NarHash, len(req.Paths))
 	paths := make([]string, len(req.Paths))
 	var missing []string
@@ -31,8 +38,11 @@ func Layer(ctx context.Context, req protocol.LayerRequest, stderr io.Writer) err
 		if err != nil {
 			return err
 		}
-		want[i], paths[i] = h, p.Path
-		if _, err := os.Lstat(p.Path); os.IsNotExist(err) {
+		want[i], paths[i] = h, filepath.Join(root, p.Path)
+		if err := awaitBuilder(paths[i]); err != nil {
+			return err
+		}
+		if _, err := os.Lstat(paths[i]); os.IsNotExist(err) {
 			missing = append(missing, p.Path)
 		} else if err != nil {
 			return err
@@ -41,7 +51,7 @@ func Layer(ctx context.Context, req protocol.LayerRequest, stderr io.Writer) err
 	if len(missing) > 0 {
 		return &StoreLostError{Missing: missing}
 	}
-	store := filepath.Join(protocol.OutDir, storepath.StoreDir)
+	store := filepath.Join(out, storepath.StoreDir)
 	if err := os.MkdirAll(store, 0o755); err != nil {
 		return err
 	}
@@ -49,18 +59,37 @@ func Layer(ctx context.Context, req protocol.LayerRequest, stderr io.Writer) err
 	for i, p := range paths {
 		res, err := narcopy.Copy(p, filepath.Join(store, storepath.Base(p)))
 		if err != nil {
-			return fmt.Errorf("copying %s: %w", p, err)
+			return fmt.Errorf("copying %s: %w", req.Paths[i].Path, err)
 		}
 		if res.NarHash != want[i] {
-			return fmt.Errorf("the contents of %s do not match the NAR hash Nix registered for it (%s, now %s): the store path was changed after Nix made it; remove it with nix-store --delete, or prune the /nix cache mount (buildctl prune --filter type=exec.cachemount), and build again", p, want[i], res.NarHash)
+			return fmt.Errorf("the contents of %s do not match the NAR hash Nix registered for it (%s, now %s): the store path was changed after Nix made it; remove it with nix-store --delete, or prune the /nix cache mount (buildctl prune --filter type=exec.cachemount), and build again", req.Paths[i].Path, want[i], res.NarHash)
 		}
 		total += res.NarSize
 	}
-	if err := narcopy.SetTimes(store, protocol.OutDir); err != nil {
+	if err := narcopy.SetTimes(store, out); err != nil {
 		return err
 	}
 	fmt.Fprintf(stderr, "nix-frontend: copied %d store paths, %s, NAR hashes verified\n", len(paths), humanBytes(total))
 	return nil
+}
+
+// awaitBuilder waits while a Nix process holds the path's lock: the path
+// is being built or substituted again (the store lost it, or a build
+// without Nix's sandbox writes it in place), and copying it now would read
+// a half-written path. Nix locks a path with flock on "<path>.lock"; a lock
+// file left by a process that died is not locked.
+func awaitBuilder(path string) error {
+	f, err := os.Open(path + ".lock")
+	if os.IsNotExist(err) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH); err != nil {
+		return fmt.Errorf("waiting for the lock of %s: %w", path, err)
+	}
+	return unix.Flock(int(f.Fd()), unix.LOCK_UN)
 }
 
 func humanBytes(n int64) string {
