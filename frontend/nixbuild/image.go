@@ -106,29 +106,37 @@ func (p *plan) preview(l *layout, links linkGroups) []PreviewLayer {
 // basics onto the base, and extends the base's config.
 func (p *plan) image(ctx context.Context, jobs []*job, l *layout, paths []protocol.PathInfo, links linkGroups) (llb.State, *dockerspec.DockerOCIImage, error) {
 	s := p.stage
-	steps := make([]planStep, len(l.layers))
-	for i, ly := range l.layers {
-		req := ly.Request()
-		req.Recover = p.recoverFor(ly.StorePaths())
-		steps[i] = planStep{Step: nixstep.Step{Name: "[nix] layer " + ly.Describe(), Request: req, Access: nixstep.Hermetic}}
+	planned := storelayers.Steps(l.layers, layerSources(jobs, l.layers), p.recordedSteps(jobs))
+	steps := make([]planStep, len(planned))
+	for i, st := range planned {
+		if !st.Recorded {
+			st.Request.Recover = p.recoverFor(st.Request.StorePaths())
+		}
+		steps[i] = planStep{Step: nixstep.Step{Name: layerStepName(l.layers, st), Request: st.Request, Access: nixstep.Hermetic, Layers: len(st.Writes)}}
 	}
 	runs, err := p.steps(steps...)
 	if err != nil {
 		return llb.State{}, nil, err
 	}
-	layerStates := make([]llb.State, len(runs))
-	for i, r := range runs {
-		layerStates[i] = r.Out
+	stepStates := make([]llb.State, len(runs))
+	layerStates := make([]llb.State, len(l.layers))
+	for k, r := range runs {
+		stepStates[k] = r.Out
+		for j, i := range planned[k].Writes {
+			if i >= 0 {
+				layerStates[i] = r.Layers[j]
+			}
+		}
 	}
 	if !p.b.Preview {
-		if err := p.runAll(ctx, layerStates); err != nil {
+		if err := p.runAll(ctx, stepStates); err != nil {
 			return llb.State{}, nil, err
 		}
 	}
 	img := cloneImage(s.BaseImage)
 	states := []llb.State{s.Base}
 	for i, ly := range l.layers {
-		states = append(states, runs[i].Out)
+		states = append(states, layerStates[i])
 		img.History = append(img.History, ly.History())
 	}
 	if l.link != nil {
@@ -148,6 +156,44 @@ func (p *plan) image(ctx context.Context, jobs []*job, l *layout, paths []protoc
 	}
 	merged := llb.Merge(states, llb.WithCustomName(fmt.Sprintf("[nix %s] merge %d store paths", s.Name, len(paths))))
 	return merged, img, nil
+}
+
+// layerSources says where each layer comes from, for storelayers.Steps:
+// the first job whose closure holds the layer's first path.
+func layerSources(jobs []*job, layers []storelayers.Layer) func(int) int {
+	first := map[string]int{}
+	for j := len(jobs) - 1; j >= 0; j-- {
+		for _, pi := range jobs[j].result.Closure {
+			first[pi.Path] = j
+		}
+	}
+	return func(i int) int { return first[layers[i].Paths[0].Path] }
+}
+
+// recordedSteps are the layer steps a job's build step reported, but for
+// those that need a path the store lost: they would fail again.
+func (p *plan) recordedSteps(jobs []*job) func(int) []protocol.LayerRequest {
+	return func(j int) []protocol.LayerRequest {
+		return slices.DeleteFunc(slices.Clone(jobs[j].result.LayerSteps), func(r protocol.LayerRequest) bool {
+			return p.recoverFor(r.StorePaths()) != ""
+		})
+	}
+}
+
+// layerStepName is a layer step's progress line: "[nix] layer" and the
+// store path of a step that writes one layer, else how many layers it
+// writes and the first few of this image's.
+func layerStepName(layers []storelayers.Layer, st storelayers.Step) string {
+	if len(st.Writes) == 1 && st.Writes[0] >= 0 {
+		return "[nix] layer " + layers[st.Writes[0]].Describe()
+	}
+	var names []string
+	for _, i := range st.Writes {
+		if i >= 0 {
+			names = append(names, layers[i].Paths[0].Name())
+		}
+	}
+	return fmt.Sprintf("[nix] layer ×%d: %s", len(st.Writes), strings.Join(shortList(names), ", "))
 }
 
 // links runs the step that writes the link tree and looks in the closure

@@ -143,6 +143,9 @@ type Step struct {
 	UserConfig bool
 	// Meta gives the step a second output at protocol.MetaDir.
 	Meta bool
+	// Layers gives the step that many outputs at protocol.LayerDir(i)
+	// instead of protocol.OutDir.
+	Layers int
 	// HelperOnly runs the step in the frontend image alone, without Nix
 	// and the store: for commands that only read other steps' outputs.
 	HelperOnly bool
@@ -152,8 +155,11 @@ type Step struct {
 
 // Run is a step in the LLB graph.
 type Run struct {
-	// Out is the step's output, protocol.OutDir.
+	// Out is the step's output, protocol.OutDir; the first of Layers
+	// for a step with Step.Layers.
 	Out llb.State
+	// Layers are the outputs of a step with Step.Layers.
+	Layers []llb.State
 	// Meta is its second output, protocol.MetaDir, when Step.Meta.
 	Meta llb.State
 	// Digest names the step's request (protocol.Digest): its report, and
@@ -240,7 +246,15 @@ func (e *Env) run(s Step, requests llb.State, dgst string) Run {
 		opts = append(opts, s.Location)
 	}
 	exec := e.image.Run(opts...)
-	r := Run{Out: exec.AddMount(protocol.OutDir, llb.Scratch()), Digest: dgst}
+	r := Run{Digest: dgst}
+	for i := range s.Layers {
+		r.Layers = append(r.Layers, exec.AddMount(protocol.LayerDir(i), llb.Scratch()))
+	}
+	if len(r.Layers) > 0 {
+		r.Out = r.Layers[0]
+	} else {
+		r.Out = exec.AddMount(protocol.OutDir, llb.Scratch())
+	}
 	if s.Meta {
 		r.Meta = exec.AddMount(protocol.MetaDir, llb.Scratch())
 	}

@@ -164,15 +164,15 @@ func bucket(storePath string, n int) int {
 	return int(h.Sum32() % uint32(n))
 }
 
-// Request is the layer step's request: its paths with the NAR hashes they
-// must have. It holds nothing else, so the step's cache key, and the layer,
-// depend on the paths alone.
-func (l Layer) Request() protocol.LayerRequest {
-	req := protocol.LayerRequest{Paths: make([]protocol.LayerPath, len(l.Paths))}
+// Request is what a layer step needs of the layer: its paths with the
+// NAR hashes they must have, and nothing else, so the layer depends on
+// the paths alone.
+func (l Layer) Request() []protocol.LayerPath {
+	out := make([]protocol.LayerPath, len(l.Paths))
 	for i, p := range l.Paths {
-		req.Paths[i] = protocol.LayerPath{Path: p.Path, NarHash: p.NarHash, NarSize: p.NarSize}
+		out[i] = protocol.LayerPath{Path: p.Path, NarHash: p.NarHash, NarSize: p.NarSize}
 	}
-	return req
+	return out
 }
 
 // StorePaths are the layer's store paths.

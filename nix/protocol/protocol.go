@@ -30,6 +30,9 @@ const (
 	// OutDir is the step's output. For the layer and link steps it is the
 	// layer itself, rooted like the image.
 	OutDir = "/.nix-frontend-out"
+	// LayersDir holds the outputs of layer steps, one per layer: see
+	// LayerDir.
+	LayersDir = "/.nix-frontend-layers"
 	// MetaDir is a second output of steps whose first is a layer: what the
 	// frontend reads about it.
 	MetaDir = "/.nix-frontend-meta"

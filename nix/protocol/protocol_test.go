@@ -84,11 +84,11 @@ func TestBuildResultValidate(t *testing.T) {
 }
 
 func TestDecodeRejectsUnknownFields(t *testing.T) {
-	if _, err := Decode[LayerRequest]([]byte(`{"paths":[],"shell":"rm -rf /"}`)); err == nil || !strings.Contains(err.Error(), "layer request") {
+	if _, err := Decode[LayerRequest]([]byte(`{"layers":[],"shell":"rm -rf /"}`)); err == nil || !strings.Contains(err.Error(), "layer request") {
 		t.Errorf("Decode: %v", err)
 	}
-	r, err := Decode[LayerRequest]([]byte(`{"paths":[{"path":"` + out + `","narHash":"` + hash + `","narSize":1}]}`))
-	if err != nil || len(r.Paths) != 1 {
-		t.Errorf("Decode: %+v %v", r, err)
+	r, err := Decode[LayerRequest]([]byte(`{"layers":[[{"path":"` + out + `","narHash":"` + hash + `","narSize":1}]]}`))
+	if err != nil || len(r.Layers) != 1 || r.Validate() != nil {
+		t.Errorf("Decode: %+v %v %v", r, err, r.Validate())
 	}
 }

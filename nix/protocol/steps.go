@@ -213,6 +213,10 @@ type BuildResult struct {
 	// ImageArchive says the single output is an image tarball (dockerTools),
 	// when the request asked.
 	ImageArchive bool `json:"imageArchive,omitempty"`
+	// LayerSteps are the layer steps of earlier builds that wrote paths
+	// of the closure, as the store recorded them when the build step ran
+	// (LayerRecordsDir), ordered by request digest.
+	LayerSteps []LayerRequest `json:"layerSteps,omitempty"`
 }
 
 // Validate checks the result: its paths, and that the closure is closed
@@ -234,6 +238,11 @@ func (r *BuildResult) Validate() error {
 		}
 		if !have[p] {
 			return fmt.Errorf("output %s (%.200q) is not in its closure", name, p)
+		}
+	}
+	for _, l := range r.LayerSteps {
+		if err := l.Validate(); err != nil {
+			return fmt.Errorf("a recorded layer step: %w", err)
 		}
 	}
 	return nil
@@ -305,18 +314,70 @@ func ValidateClosure(paths []PathInfo) error {
 	return nil
 }
 
-// LayerRequest copies store paths out of the store into the step's output,
-// which is the layer: verified against Nix's database, serialised as NAR
-// and restored, so the layer holds exactly what Nix registered and its bytes
-// depend on nothing but the paths.
+// LayerRequest copies store paths out of the store into the step's
+// outputs, one per layer: layer i into LayerDir(i), rooted like the image.
+// Each path is verified against Nix's database, serialised as NAR and
+// restored, so a layer holds exactly what Nix registered and its bytes
+// depend on nothing but its paths. A step writes several layers because a
+// step costs a container start whatever it copies; a layer's bytes do not
+// depend on the step that writes it.
+//
+// A step that succeeded records itself in the /nix cache mount
+// (LayerRecordsDir), and a build step reports the records of its closure
+// (BuildResult.LayerSteps): a later build writes a layer it shares with an
+// earlier one by the earlier build's step, which BuildKit's cache answers
+// without copying, whatever else changed.
 type LayerRequest struct {
-	Paths []LayerPath `json:"paths"`
+	Layers [][]LayerPath `json:"layers"`
 	// Recover is set only when the frontend runs the step again because
 	// the store had lost some of its paths: see ExitStoreLost.
 	Recover string `json:"recover,omitempty"`
 }
 
 func (LayerRequest) Command() string { return "layer" }
+
+// MaxStepLayers is the most layers one layer step writes.
+const MaxStepLayers = 32
+
+// Validate checks the request's paths and hashes.
+func (r LayerRequest) Validate() error {
+	if len(r.Layers) == 0 || len(r.Layers) > MaxStepLayers {
+		return fmt.Errorf("a layer step writes 1 to %d layers, not %d", MaxStepLayers, len(r.Layers))
+	}
+	for _, l := range r.Layers {
+		if len(l) == 0 {
+			return errors.New("a layer without store paths")
+		}
+		for _, p := range l {
+			if err := storepath.Validate(p.Path); err != nil {
+				return err
+			}
+			if _, err := storepath.ParseNarHash(p.NarHash); err != nil {
+				return fmt.Errorf("%s: %w", p.Path, err)
+			}
+		}
+	}
+	return nil
+}
+
+// StorePaths are the store paths the step copies.
+func (r LayerRequest) StorePaths() []string {
+	var out []string
+	for _, l := range r.Layers {
+		for _, p := range l {
+			out = append(out, p.Path)
+		}
+	}
+	return out
+}
+
+// LayerDir is where a layer step writes its layer i.
+func LayerDir(i int) string { return fmt.Sprintf("%s/%d", LayersDir, i) }
+
+// LayerRecordsDir is where, in the /nix cache mount, layer steps record
+// themselves: steps/<request digest>.json holds a step's request, and
+// paths/<store path base>/<request digest> says that step wrote the path.
+const LayerRecordsDir = "/nix/var/nix-frontend/layer-steps"
 
 // LayerPath is a store path of a layer and the NAR hash it must have.
 type LayerPath struct {

@@ -127,6 +127,11 @@ func writeResult(ctx context.Context, j protocol.BuildJob, imageArchive bool) er
 	if res.Closure, err = pathInfos(ctx, outs); err != nil {
 		return err
 	}
+	paths := make([]string, len(res.Closure))
+	for i, p := range res.Closure {
+		paths[i] = p.Path
+	}
+	res.LayerSteps = layerSteps(paths, protocol.LayerRecordsDir)
 	if imageArchive && len(outs) == 1 {
 		res.ImageArchive = imagearchive.IsArchive(outs[0])
 	}
