@@ -121,10 +121,13 @@ func (p *plan) image(ctx context.Context, jobs []*job, l *layout, paths []protoc
 	stepStates := make([]llb.State, len(runs))
 	layerStates := make([]llb.State, len(l.layers))
 	for k, r := range runs {
-		stepStates[k] = r.Out
 		for j, i := range planned[k].Writes {
 			if i >= 0 {
 				layerStates[i] = r.Layers[j]
+				// Solve the step through a layer this image has: a
+				// recorded step's other layers may be in no cache a
+				// builder imported, and asking for them would run it.
+				stepStates[k] = r.Layers[j]
 			}
 		}
 	}
