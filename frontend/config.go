@@ -39,8 +39,10 @@ const DefaultNixImage = "docker.io/nixos/nix:2.24.14"
 // BuildKit sets it to the image of the `# syntax=` line (or of
 // BUILDKIT_SYNTAX, or gateway.v0's source). Build steps run the helper
 // binary from that image, so the code that handles the build's secrets is
-// always the frontend the build runs. A client that runs frontend.Build in
-// its own process (BuildKit's client.Build) passes it itself.
+// always the frontend the build runs: the image BuildKit runs the frontend
+// from, pinned by digest, when the gateway says (CurrentFrontend), else
+// this option's image, resolved. A client that runs frontend.Build in its
+// own process (BuildKit's client.Build) passes it itself.
 const SourceOpt = "source"
 
 // config is what the build's options and arguments ask of nix-frontend.

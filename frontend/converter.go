@@ -292,14 +292,24 @@ func (cv *converter) nixStage(ctx context.Context, s *nixfile.Stage, scope scope
 // platform: Nix runs where BuildKit runs, and builds other systems the way
 // Nix does (extra-platforms with emulation, or remote builders).
 func (cv *converter) resolveNix(ctx context.Context) (*nixstep.Env, error) {
-	if cv.cfg.selfImage == "" {
+	helper := nixstep.Helper{Ref: cv.cfg.selfImage}
+	// BuildKit's gateway client knows the image it runs the frontend from;
+	// a frontend run in-process (tests) has none.
+	if cf, ok := cv.c.(interface{ CurrentFrontend() (*llb.State, error) }); ok {
+		self, err := cf.CurrentFrontend()
+		if err != nil {
+			return nil, err
+		}
+		helper.Self = self
+	}
+	if helper.Self == nil && helper.Ref == "" {
 		return nil, fmt.Errorf("nix-frontend does not know its own image: run it through a `# syntax=` line, or give the %q frontend option when running it in-process", SourceOpt)
 	}
 	build := platforms.DefaultSpec()
 	if len(cv.bc.BuildPlatforms) > 0 {
 		build = cv.bc.BuildPlatforms[0]
 	}
-	return nixstep.Resolve(ctx, cv.c, cv.cfg.nixImage, cv.cfg.selfImage, build, cv.cfg.nixConfig)
+	return nixstep.Resolve(ctx, cv.c, cv.cfg.nixImage, helper, build, cv.cfg.nixConfig)
 }
 
 // base resolves a stage's FROM: scratch, an earlier stage (built by the

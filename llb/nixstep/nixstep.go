@@ -7,6 +7,7 @@ package nixstep
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -53,16 +54,25 @@ type Env struct {
 	CacheID string
 }
 
+// Helper is the frontend image that steps run the helper binary from.
+type Helper struct {
+	// Self is the image BuildKit runs this frontend from, pinned by
+	// digest (the gateway's CurrentFrontend), when BuildKit says.
+	Self *llb.State
+	// Ref is the frontend image's reference, resolved when Self is nil.
+	Ref string
+}
+
 // Resolve pins the Nix image and the frontend image and prepares the store
 // mount for the build platform.
-func Resolve(ctx context.Context, resolver sourceresolver.ImageMetaResolver, nixImage, helperImage string, platform ocispecs.Platform, nixConfig string) (*Env, error) {
+func Resolve(ctx context.Context, resolver sourceresolver.ImageMetaResolver, nixImage string, helper Helper, platform ocispecs.Platform, nixConfig string) (*Env, error) {
 	nixRef, nixDgst, cfg, err := resolve(ctx, resolver, nixImage, platform)
 	if err != nil {
 		return nil, fmt.Errorf("the Nix image %s: %w (set the NIX_IMAGE build argument to an image with Nix)", nixImage, err)
 	}
-	helperRef, helperDgst, _, err := resolve(ctx, resolver, helperImage, platform)
+	helperSt, helperDgst, err := resolveHelper(ctx, resolver, helper, platform)
 	if err != nil {
-		return nil, fmt.Errorf("the nix-frontend image %s: %w", helperImage, err)
+		return nil, err
 	}
 	// The frontend image holds no Nix; said here, before BuildKit fails on
 	// the one image mounted twice in every step.
@@ -78,7 +88,7 @@ func Resolve(ctx context.Context, resolver sourceresolver.ImageMetaResolver, nix
 		Digest:    nixDgst,
 		Platform:  platform,
 		image:     img,
-		helper:    llb.Image(helperRef, llb.Platform(platform), llb.WithCustomName("[nix] load nix-frontend helper")),
+		helper:    helperSt,
 		NixConfig: nixConfig,
 		CacheID:   "nix-frontend-store-" + nixDgst.Encoded()[:16] + "-" + strings.ReplaceAll(platforms.Format(platform), "/", "-"),
 	}
@@ -87,6 +97,44 @@ func Resolve(ctx context.Context, resolver sourceresolver.ImageMetaResolver, nix
 	// and the mount starts empty.
 	e.seed = img.File(llb.Mkdir("/nix", 0o755, llb.WithParents(true)), llb.WithCustomName("[nix] prepare /nix"))
 	return e, nil
+}
+
+// resolveHelper returns the frontend image to run the helper from, and its
+// digest. The image BuildKit runs the frontend from needs no registry
+// round trip, and is the very binary that wrote the steps' requests.
+func resolveHelper(ctx context.Context, resolver sourceresolver.ImageMetaResolver, h Helper, platform ocispecs.Platform) (llb.State, digest.Digest, error) {
+	if h.Self != nil {
+		dgst, err := sourceDigest(ctx, *h.Self)
+		if err != nil {
+			return llb.State{}, "", fmt.Errorf("the nix-frontend image BuildKit runs: %w", err)
+		}
+		return *h.Self, dgst, nil
+	}
+	ref, dgst, _, err := resolve(ctx, resolver, h.Ref, platform)
+	if err != nil {
+		return llb.State{}, "", fmt.Errorf("the nix-frontend image %s: %w", h.Ref, err)
+	}
+	return llb.Image(ref, llb.Platform(platform), llb.WithCustomName("[nix] load nix-frontend helper")), dgst, nil
+}
+
+// sourceDigest is the digest an image state is pinned to.
+func sourceDigest(ctx context.Context, st llb.State) (digest.Digest, error) {
+	def, err := st.Marshal(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, dt := range def.Def {
+		var op pb.Op
+		if err := op.UnmarshalVT(dt); err != nil {
+			return "", err
+		}
+		if src := op.GetSource(); src != nil {
+			if _, d, ok := strings.Cut(src.Identifier, "@"); ok {
+				return digest.Parse(d)
+			}
+		}
+	}
+	return "", errors.New("it is not pinned by digest")
 }
 
 func resolve(ctx context.Context, resolver sourceresolver.ImageMetaResolver, ref string, platform ocispecs.Platform) (string, digest.Digest, []byte, error) {

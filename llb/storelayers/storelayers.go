@@ -175,15 +175,6 @@ func (l Layer) Request() []protocol.LayerPath {
 	return out
 }
 
-// StorePaths are the layer's store paths.
-func (l Layer) StorePaths() []string {
-	out := make([]string, len(l.Paths))
-	for i, p := range l.Paths {
-		out[i] = p.Path
-	}
-	return out
-}
-
 // ID names the layer's contents, which its bytes are a function of: the
 // store path of a one-path layer, else an ID of its paths.
 func (l Layer) ID() string {
