@@ -213,7 +213,11 @@ in {
 func TestFetchSteps(t *testing.T) {
 	env := harness.Require(t)
 	password := fmt.Sprintf("pw-%d", time.Now().UnixNano())
-	private, public := "a private greeting\n", "a public farewell\n"
+	// The downloads' contents, and so their fixed-output paths, are new
+	// in every run: a store that has them from an earlier run would skip
+	// the fetches this test is about.
+	s := salt(t)
+	private, public := "a private greeting "+s+"\n", "a public farewell "+s+"\n"
 	srv := serve(t, func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/private/") {
 			if u, p, ok := r.BasicAuth(); !ok || u != "nf" || p != password {
@@ -236,7 +240,6 @@ func TestFetchSteps(t *testing.T) {
 	env.AddBusybox(t, dir)
 	netrc := filepath.Join(t.TempDir(), "netrc")
 	harness.WriteFile(t, netrc, "machine 127.0.0.1 login nf password "+password+"\n")
-	s := salt(t)
 	args := map[string]string{"SALT": s,
 		"PRIVATE": fmt.Sprintf("http://%s/private/%s", srv.addr, s), "PUBLIC": fmt.Sprintf("http://%s/public/%s", srv.addr, s)}
 	res := env.Build(t, harness.InProcess, dir, harness.BuildOpts{BuildArgs: args, Secrets: map[string]string{"netrc": netrc}})
