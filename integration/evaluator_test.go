@@ -56,6 +56,9 @@ func TestEvaluatorDifferential(t *testing.T) {
 				dir = env.Context(t, map[string]string{"Nixfile": c.nixfile, "default.nix": evaluatorNix})
 				env.AddBusybox(t, dir)
 			}
+			// A file no derivation reads makes the evaluation context new,
+			// so each evaluator runs, on a daemon that evaluated it before.
+			harness.WriteFile(t, filepath.Join(dir, "salt.txt"), salt(t))
 			type outcome struct{ digest, err, log string }
 			results := map[string]outcome{}
 			for _, evaluator := range []string{protocol.EvaluatorNix, protocol.EvaluatorNixEvalJobs} {

@@ -168,6 +168,9 @@ func TestRebuilds(t *testing.T) {
 			if kept != 2 || changed != 2 {
 				t.Errorf("%d store layers kept, %d new; want 2 and 2 (before %v, after %v)", kept, changed, before, after)
 			}
+			if t.Failed() {
+				t.Logf("the build after the leaf change:\n%s", leaf.Log)
+			}
 		})
 	}
 }

@@ -351,6 +351,7 @@ func TestScalingRegistryCache(t *testing.T) {
 				t.Errorf("image printed %q", out)
 			}
 			if t.Failed() {
+				t.Logf("daemon A's log:\n%s", a.Log)
 				t.Logf("daemon B's log:\n%s", b.Log)
 			}
 		})
