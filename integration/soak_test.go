@@ -5,15 +5,18 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/containerd/platforms"
+	"github.com/moby/buildkit/client/llb"
+	gateway "github.com/moby/buildkit/frontend/gateway/client"
+	"github.com/moby/buildkit/solver/pb"
 	"github.com/nix-frontend/nix-frontend/integration/harness"
+	"github.com/nix-frontend/nix-frontend/llb/nixstep"
 	digest "github.com/opencontainers/go-digest"
 )
 
@@ -152,22 +155,42 @@ func TestSoak(t *testing.T) {
 }
 
 // verifyStore runs nix-store --verify --check-contents on the /nix cache
-// mount the builds shared, in a Dockerfile build that mounts it as the
-// frontend's steps do. It exits 1 when a path is missing or its contents no
-// longer match the hash the database recorded.
+// mount the builds shared, mounted as the frontend's steps mount it
+// (nixstep's StoreMount: a Dockerfile RUN --mount with the same id would
+// get a mount of its own, empty). nix-store exits 1 when a path is missing
+// or its contents no longer match the hash the database recorded.
 func verifyStore(t *testing.T, env *harness.Env) {
 	t.Helper()
-	dgst := env.Inspect(t, env.NixImage).Images[0].Digest
-	id := "nix-frontend-store-" + dgst.Encoded()[:16] + "-linux-amd64"
-	dir := t.TempDir()
-	harness.WriteFile(t, filepath.Join(dir, "Dockerfile"), fmt.Sprintf(`FROM %s
-RUN --mount=type=cache,id=%s,target=/nix,sharing=shared \
-    nix-store --verify --check-contents
-`, env.NixImage, id))
-	cmd := exec.Command("buildctl", "build", "--frontend", "dockerfile.v0", "--local", "context="+dir, "--local", "dockerfile="+dir,
-		"--no-cache", "--progress", "plain")
-	cmd.Env = append(os.Environ(), "BUILDKIT_HOST="+env.BuildkitHost)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Errorf("nix-store --verify --check-contents of the shared store: %v\n%s", err, out)
+	var logs strings.Builder
+	err := env.Solve(t, func(ctx context.Context, c gateway.Client) (*gateway.Result, error) {
+		platform := platforms.DefaultSpec()
+		if w := c.BuildOpts().Workers; len(w) > 0 && len(w[0].Platforms) > 0 {
+			platform = w[0].Platforms[0]
+		}
+		nix, err := nixstep.Resolve(ctx, c, env.NixImage, nixstep.Helper{Ref: env.FrontendImage}, platform, "")
+		if err != nil {
+			return nil, err
+		}
+		check := llb.Image(nix.Ref, llb.Platform(platform)).Run(
+			llb.Shlex("sh -c 'ls /nix/store | wc -l; nix-store --verify --check-contents'"),
+			llb.AddEnv("PATH", "/nix/var/nix/profiles/default/bin:/usr/local/bin:/usr/bin:/bin"),
+			// A new value instead of llb.IgnoreCache, which would give
+			// the step a new, empty cache mount.
+			llb.AddEnv("NF_CHECK", strconv.FormatInt(time.Now().UnixNano(), 10)),
+			nix.StoreMount(), llb.Network(pb.NetMode_NONE))
+		def, err := check.Root().Marshal(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return c.Solve(ctx, gateway.SolveRequest{Definition: def.ToPB()})
+	}, &logs)
+	if err != nil {
+		t.Errorf("nix-store --verify --check-contents of the shared store: %v\n%s", err, logs.String())
+		return
+	}
+	// The first line counts the store's entries: the builds' paths are
+	// there, so the check read the store they shared.
+	if n, _ := strconv.Atoi(strings.TrimSpace(strings.SplitN(logs.String(), "\n", 2)[0])); n < 10 {
+		t.Errorf("the store checked has %d entries, not the builds' store:\n%s", n, logs.String())
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 
 	bkclient "github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/cmd/buildctl/build"
+	gateway "github.com/moby/buildkit/frontend/gateway/client"
 	"github.com/moby/buildkit/session"
 	"github.com/moby/buildkit/session/sshforward/sshprovider"
 	"github.com/nix-frontend/nix-frontend/frontend"
@@ -349,4 +351,29 @@ func (e *Env) buildInProcess(ctx context.Context, dir string, o BuildOpts) (*Res
 		res.Digest = digest.Digest(d)
 	}
 	return res, nil
+}
+
+// Solve runs f as a frontend in-process on the test daemon, with the
+// progress stream's logs written to logs.
+func (e *Env) Solve(t testing.TB, f gateway.BuildFunc, logs io.Writer) error {
+	t.Helper()
+	ctx := context.Background()
+	c, err := bkclient.New(ctx, e.BuildkitHost)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ch := make(chan *bkclient.SolveStatus)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for st := range ch {
+			for _, l := range st.Logs {
+				logs.Write(l.Data)
+			}
+		}
+	}()
+	_, err = c.Build(ctx, bkclient.SolveOpt{}, "nix-frontend-test", f, ch)
+	<-done
+	return err
 }

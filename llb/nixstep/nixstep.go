@@ -249,6 +249,13 @@ func (e *Env) Steps(steps []Step) ([]Run, error) {
 	return runs, nil
 }
 
+// StoreMount mounts the shared store at /nix. BuildKit keys a cache mount
+// by its id and by the result it starts from, so whatever is to see the
+// store the steps use must mount it with this option.
+func (e *Env) StoreMount() llb.RunOption {
+	return llb.AddMount("/nix", e.seed, llb.SourcePath("/nix"), llb.AsPersistentCacheDir(e.CacheID, llb.CacheMountShared))
+}
+
 func (e *Env) run(s Step, requests llb.State, dgst string) Run {
 	if s.HelperOnly {
 		return e.runHelper(s, requests, dgst)
@@ -261,7 +268,7 @@ func (e *Env) run(s Step, requests llb.State, dgst string) Run {
 		llb.Args([]string{protocol.HelperBinary, s.Request.Command()}),
 		llb.AddEnv("NIX_CONFIG", config),
 		llb.AddEnv("HOME", "/root"),
-		llb.AddMount("/nix", e.seed, llb.SourcePath("/nix"), llb.AsPersistentCacheDir(e.CacheID, llb.CacheMountShared)),
+		e.StoreMount(),
 		llb.AddMount(protocol.HelperRoot, e.helper, llb.Readonly),
 		llb.AddMount(protocol.RequestFile, requests, llb.SourcePath("/"+dgst+".json"), llb.Readonly),
 		llb.AddMount(protocol.ReportDir, llb.Scratch(), llb.AsPersistentCacheDir(reportsCacheID, llb.CacheMountShared)),

@@ -35,9 +35,7 @@ func copied(steps []Step, old []Step) []int { // layers written by new steps
 	var out []int
 	for _, s := range steps {
 		if !known[digest(s.Request)] {
-			for _, w := range s.Writes {
-				out = append(out, w)
-			}
+			out = append(out, s.Writes...)
 		}
 	}
 	return out
