@@ -299,6 +299,10 @@ func (b *bench) measure() {
 			s.disk = round == 1
 			add("cold", b.build(s))
 		}
+		// 1a. The baseline again with builders running as Nix's build
+		// users, as nixos/nix's nix.conf has them and nix-frontend's
+		// build steps always do.
+		add("coldbu", b.build(spec("W1 cold, build users", baseline, w1, file[baseline], "w1bu", "cold", map[string]string{"BUILD_USERS": "1"})))
 		// 2. The same build again: nothing to do.
 		for _, tl := range tools {
 			add("noop", b.build(spec("W1 no-op", tl, w1, file[tl], "w1", "noop", nil)))

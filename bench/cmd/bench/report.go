@@ -325,6 +325,10 @@ func (b *bench) rows() []row {
 	r := row{Metric: fmt.Sprintf("1. W1 cold build + push (200 paths, %s)", size), Target: "—", Met: "—"}
 	r.NF, r.Against, r.Ratio = vsBase(b.cold, wallOf)
 	add(r)
+	r = row{Metric: "1a. W1 cold build + push, the baseline's builders as Nix's build users (as in nixos/nix)", Target: "—", Met: "—",
+		Notes: "nix-frontend always builds as build users; the baseline of row 1 builds as root"}
+	r.NF, r.Against, r.Ratio = vsBase(map[tool]*run{nf: b.cold[nf], baseline: b.median("coldbu")[baseline]}, wallOf)
+	add(r)
 	r = row{Metric: "1b. W1 cold: builder disk growth (buildctl du)", Target: "—", Met: "—"}
 	r.NF, r.Against, r.Ratio = vsBase(b.cold1, diskOf)
 	if c := b.clos["cold"]; c != nil {

@@ -50,7 +50,7 @@ func (b *bench) markdown(rows []row) string {
 	}
 	p("- nix-frontend: `%s` (`%s`), built from commit `%s`; benchmark code from the working tree at `%s`.\n", b.frontendImage, b.frontendDigest, fc, b.commit)
 	p("- Baseline: [`bench/baseline.Dockerfile`](baseline.Dockerfile) — `nix-build` in the Nix image with `/nix` in a cache mount, `cp -a $(nix-store -qR result) /out/nix/store/`, `FROM scratch` + `COPY --from=build /out /`: one layer with the whole closure.\n")
-	p("- Both are built by `buildctl build --frontend dockerfile.v0` on the same buildkitd (nix-frontend through the Nixfile's `# syntax=` line), from the same `default.nix`, with the same Nix (`%s`, build argument `NIX_IMAGE` for both) and the same `NIX_CONFIG` (offline settings and `max-jobs = auto`), and push to the local registry with OCI media types and BuildKit's default gzip layers. nix-frontend runs with its defaults: the layer budget `NIX_MAX_LAYERS=100`, and the FROM scratch basics layer (passwd, group, /tmp, CA certificates).\n", b.env.NixImage)
+	p("- Both are built by `buildctl build --frontend dockerfile.v0` on the same buildkitd (nix-frontend through the Nixfile's `# syntax=` line), from the same `default.nix`, with the same Nix (`%s`, build argument `NIX_IMAGE` for both) and the same `NIX_CONFIG` (offline settings and `max-jobs = auto`; nix-frontend's build steps add `build-users-group = nixbld`, the baseline's builders run as root except in row 1a), and push to the local registry with OCI media types and BuildKit's default gzip layers. nix-frontend runs with its defaults: the layer budget `NIX_MAX_LAYERS=100`, and the FROM scratch basics layer (passwd, group, /tmp, CA certificates).\n", b.env.NixImage)
 	p("- Before measuring, one small build per tool pulls the frontend and Nix images into the builder and makes what every build shares.\n")
 	p("- Builds alternate between the tools (nix-frontend first) so that drift of the machine affects both.\n")
 	if b.rounds > 1 {
@@ -146,7 +146,7 @@ func (b *bench) markdown(rows []row) string {
 	p("\n")
 	if b.rounds > 1 {
 		p("Wall times of the rounds, in seconds (the table shows the medians):\n\n| Build | nix-frontend | baseline |\n|---|---|---|\n")
-		for _, m := range []struct{ key, name string }{{"cold", "W1 cold"}, {"noop", "W1 no-op"}, {"leaf", "W1 leaf change"}, {"w2", "W2 second image"}, {"w3", "W3 cold"}, {"w4leaf", "W4 leaf change"}, {"w4sleaf", "W4-small leaf change"}} {
+		for _, m := range []struct{ key, name string }{{"cold", "W1 cold"}, {"coldbu", "W1 cold, baseline with build users"}, {"noop", "W1 no-op"}, {"leaf", "W1 leaf change"}, {"w2", "W2 second image"}, {"w3", "W3 cold"}, {"w4leaf", "W4 leaf change"}, {"w4sleaf", "W4-small leaf change"}} {
 			p("| %s | %s | %s |\n", m.name, b.walls(m.key, nf), dash(b.walls(m.key, baseline)))
 		}
 		p("\n")
