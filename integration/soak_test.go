@@ -158,7 +158,10 @@ func TestSoak(t *testing.T) {
 // mount the builds shared, mounted as the frontend's steps mount it
 // (nixstep's StoreMount: a Dockerfile RUN --mount with the same id would
 // get a mount of its own, empty). nix-store exits 1 when a path is missing
-// or its contents no longer match the hash the database recorded.
+// or its contents no longer match the hash the database recorded. A mount
+// other than the builds' would be new and empty: an empty store fails. (The
+// last round's paths need not all be there: a build BuildKit had cached
+// since before the last prune runs no Nix step.)
 func verifyStore(t *testing.T, env *harness.Env) {
 	t.Helper()
 	var logs strings.Builder
@@ -172,7 +175,7 @@ func verifyStore(t *testing.T, env *harness.Env) {
 			return nil, err
 		}
 		check := llb.Image(nix.Ref, llb.Platform(platform)).Run(
-			llb.Shlex("sh -c 'ls /nix/store | wc -l; nix-store --verify --check-contents'"),
+			llb.Args([]string{"sh", "-c", `[ -n "$(ls -A /nix/store 2>/dev/null)" ] || { echo "the store is empty: not the builds' /nix"; exit 1; }; nix-store --verify --check-contents`}),
 			llb.AddEnv("PATH", "/nix/var/nix/profiles/default/bin:/usr/local/bin:/usr/bin:/bin"),
 			// A new value instead of llb.IgnoreCache, which would give
 			// the step a new, empty cache mount.
@@ -187,10 +190,5 @@ func verifyStore(t *testing.T, env *harness.Env) {
 	if err != nil {
 		t.Errorf("nix-store --verify --check-contents of the shared store: %v\n%s", err, logs.String())
 		return
-	}
-	// The first line counts the store's entries: the builds' paths are
-	// there, so the check read the store they shared.
-	if n, _ := strconv.Atoi(strings.TrimSpace(strings.SplitN(logs.String(), "\n", 2)[0])); n < 10 {
-		t.Errorf("the store checked has %d entries, not the builds' store:\n%s", n, logs.String())
 	}
 }
