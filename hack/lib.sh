@@ -21,6 +21,9 @@ NF_FRONTEND_IMAGE=$NF_REGISTRY_ADDR/nix-frontend:dev
 # Slow artefacts (Nix built from source) are kept per machine, outside the
 # checkout, so that a new clone on the same machine does not build them again.
 NF_MACHINE_CACHE=${NF_MACHINE_CACHE:-/var/cache/nix-frontend}
+# Nix and nix-eval-jobs built from source (hack/nix-eval-jobs-build), keyed
+# by the recipe.
+NF_EVAL_JOBS_TARBALL=$NF_MACHINE_CACHE/nix-eval-jobs-$(sha256sum "$NF_ROOT/hack/nix-eval-jobs-build" | cut -c1-16).tar.gz
 
 export BUILDKIT_HOST=${BUILDKIT_HOST:-unix://$NF_BUILDKIT_SOCK}
 export PATH=$NF_BIN:$PATH
