@@ -209,7 +209,7 @@ func drvNames(drvs []string) []string {
 	return out
 }
 
-// readAll runs the states' steps, at most Builder.Parallelism at once, and
+// readAll runs the states' steps, at most parallelism() at once, and
 // reads file i of state i into into(i).
 func (p *plan) readAll(ctx context.Context, states []llb.State, files []string, into func(int) any) error {
 	p.anchors = append(p.anchors, states...)
@@ -222,16 +222,16 @@ func (p *plan) readAll(ctx context.Context, states []llb.State, files []string, 
 	})
 }
 
-// runAll runs the states' steps, at most Builder.Parallelism at once.
+// runAll runs the states' steps, at most parallelism() at once.
 func (p *plan) runAll(ctx context.Context, states []llb.State) error {
 	return p.each(ctx, len(states), func(ctx context.Context, i int) error {
 		return p.solve(ctx, states[i])
 	})
 }
 
-// each calls f for 0…n-1, at most Builder.Parallelism at once: see Each.
+// each calls f for 0…n-1, at most parallelism() at once: see Each.
 func (p *plan) each(ctx context.Context, n int, f func(context.Context, int) error) error {
-	return Each(ctx, n, p.b.parallelism(), f)
+	return Each(ctx, n, parallelism(), f)
 }
 
 // Each calls f for 0…n-1, at most limit at once (no limit when limit < 0),

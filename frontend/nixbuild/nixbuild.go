@@ -55,18 +55,16 @@ type Builder struct {
 	// Preview stops a stage once its layers are planned: Result.Preview
 	// lists them, and no store path is copied into a layer.
 	Preview bool
-	// Parallelism bounds the Nix steps of a stage that run at once; zero
-	// means twice the CPUs, at least four. BuildKit runs every step a solve
-	// needs at once, and a stage of a thousand installables must not start
-	// a thousand containers.
-	Parallelism int
 }
 
-func (b *Builder) parallelism() int {
-	if b.Parallelism > 0 {
-		return b.Parallelism
-	}
-	return max(4, 2*runtime.NumCPU())
+// parallelism bounds the Nix steps of a stage that run at once: four per
+// CPU, at least eight. BuildKit runs every step a solve needs at once, and a
+// stage of a thousand installables must not start a thousand containers;
+// but a Nix step spends much of its time off the CPUs (its container
+// starting, Nix's commands starting, the store's locks), so a bound of the
+// CPUs' number would leave them idle between steps.
+func parallelism() int {
+	return max(8, 4*runtime.NumCPU())
 }
 
 // Stage is what a stage's INSTALL lines need.
