@@ -53,6 +53,9 @@ type bench struct {
 	many                     *run
 	burnIters                int
 	burnCPU                  time.Duration
+	// burnAtOnce is the wall time of W3's eight loops run at once outside
+	// any build: what the machine's cores can do.
+	burnAtOnce time.Duration
 	// The package W1's 1 MiB leaf change changes, and those W5 changes.
 	oneMiB  pkg
 	churned []string
@@ -233,6 +236,10 @@ func (b *bench) measure() {
 		b.burnIters = 1000000
 	}
 	logf("W3: %d loop iterations take %.2fs of CPU", b.burnIters, b.burnCPU.Seconds())
+	if b.burnAtOnce, err = burnAtOnce(b.env.Busybox, b.burnIters, 8); err != nil {
+		b.note("W3's loops at once failed: %v", err)
+	}
+	logf("W3: eight loops at once take %.2fs", b.burnAtOnce.Seconds())
 
 	w1Pkgs := w1Packages(b.scale)
 	b.oneMiB = closestTo(w1Pkgs, 1024)

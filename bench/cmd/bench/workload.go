@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nix-frontend/nix-frontend/integration/harness"
+	"golang.org/x/sync/errgroup"
 )
 
 // The workloads are generated offline: every derivation's builder is the
@@ -375,13 +376,22 @@ func writeContext(env *harness.Env, t *benchTB, dir string, files map[string]str
 	env.AddBusybox(t, dir)
 }
 
+// runBurn runs the W3 derivations' shell loop for n iterations.
+func runBurn(busybox string, n int) (*exec.Cmd, error) {
+	cmd := exec.Command(busybox, "sh", "-c", fmt.Sprintf("n=0; while [ $n -lt %d ]; do n=$((n + 1)); done", n))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("busybox loop: %v: %s", err, out)
+	}
+	return cmd, nil
+}
+
 // calibrateBurn returns how many iterations of the W3 shell loop take
 // target of CPU time here, and the CPU time one run of that many takes.
 func calibrateBurn(busybox string, target time.Duration) (int, time.Duration, error) {
 	loop := func(n int) (time.Duration, error) {
-		cmd := exec.Command(busybox, "sh", "-c", fmt.Sprintf("n=0; while [ $n -lt %d ]; do n=$((n + 1)); done", n))
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return 0, fmt.Errorf("busybox loop: %v: %s", err, out)
+		cmd, err := runBurn(busybox, n)
+		if err != nil {
+			return 0, err
 		}
 		return cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), nil
 	}
@@ -397,4 +407,21 @@ func calibrateBurn(busybox string, target time.Duration) (int, time.Duration, er
 	iters := int(float64(probe) * float64(target) / float64(best))
 	d, err := loop(iters)
 	return iters, d, err
+}
+
+// burnAtOnce is the wall time of n W3 loops of iters iterations started at
+// once, outside any build: the floor a build of n such derivations can reach
+// on this machine, whose cores may not run n/cores loops in the time one
+// core runs one (shared hyperthreads, a hypervisor's steal).
+func burnAtOnce(busybox string, iters, n int) (time.Duration, error) {
+	start := time.Now()
+	var g errgroup.Group
+	for range n {
+		g.Go(func() error {
+			_, err := runBurn(busybox, iters)
+			return err
+		})
+	}
+	err := g.Wait()
+	return time.Since(start), err
 }
