@@ -196,16 +196,27 @@ type counter struct{ n int64 }
 func (c *counter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
 
 func gzipSize(entries []entry) (int64, error) {
+	return gzippedTarSize(func(tw *tar.Writer) error {
+		for _, e := range entries {
+			if err := tw.WriteHeader(e.hdr); err != nil {
+				return err
+			}
+			if _, err := tw.Write(e.data); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// gzippedTarSize is the size of the tar that write writes, gzipped at the
+// default level.
+func gzippedTarSize(write func(*tar.Writer) error) (int64, error) {
 	var c counter
 	zw := gzip.NewWriter(&c)
 	tw := tar.NewWriter(zw)
-	for _, e := range entries {
-		if err := tw.WriteHeader(e.hdr); err != nil {
-			return 0, err
-		}
-		if _, err := tw.Write(e.data); err != nil {
-			return 0, err
-		}
+	if err := write(tw); err != nil {
+		return 0, err
 	}
 	if err := tw.Close(); err != nil {
 		return 0, err
@@ -343,49 +354,38 @@ func parallelGzip(root string) (time.Duration, int64, int) {
 // gzipTree writes a tar of dir (named relative to root) through gzip and
 // returns the compressed size.
 func gzipTree(root, dir string) (int64, error) {
-	var c counter
-	zw := gzip.NewWriter(&c)
-	tw := tar.NewWriter(zw)
-	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		link := ""
-		if fi.Mode()&os.ModeSymlink != 0 {
-			if link, err = os.Readlink(p); err != nil {
-				return err
-			}
-		}
-		h, err := tar.FileInfoHeader(fi, link)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		h.Name = rel
-		if err := tw.WriteHeader(h); err != nil {
-			return err
-		}
-		if fi.Mode().IsRegular() {
-			f, err := os.Open(p)
+	return gzippedTarSize(func(tw *tar.Writer) error {
+		return filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
 			if err != nil {
 				return err
 			}
-			_, err = io.Copy(tw, f)
-			f.Close()
-			return err
-		}
-		return nil
+			link := ""
+			if fi.Mode()&os.ModeSymlink != 0 {
+				if link, err = os.Readlink(p); err != nil {
+					return err
+				}
+			}
+			h, err := tar.FileInfoHeader(fi, link)
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(root, p)
+			h.Name = rel
+			if err := tw.WriteHeader(h); err != nil {
+				return err
+			}
+			if fi.Mode().IsRegular() {
+				f, err := os.Open(p)
+				if err != nil {
+					return err
+				}
+				_, err = io.Copy(tw, f)
+				f.Close()
+				return err
+			}
+			return nil
+		})
 	})
-	if err != nil {
-		return 0, err
-	}
-	if err := tw.Close(); err != nil {
-		return 0, err
-	}
-	if err := zw.Close(); err != nil {
-		return 0, err
-	}
-	return c.n, nil
 }
 
 // narCost is what the layer steps' NAR hash check costs, measured on the
