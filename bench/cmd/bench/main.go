@@ -236,10 +236,10 @@ func (b *bench) measure() {
 		b.burnIters = 1000000
 	}
 	logf("W3: %d loop iterations take %.2fs of CPU", b.burnIters, b.burnCPU.Seconds())
-	if b.burnAtOnce, err = burnAtOnce(b.env.Busybox, b.burnIters, 8); err != nil {
+	if b.burnAtOnce, err = burnAtOnce(b.env.Busybox, b.burnIters, w3Derivations); err != nil {
 		b.note("W3's loops at once failed: %v", err)
 	}
-	logf("W3: eight loops at once take %.2fs", b.burnAtOnce.Seconds())
+	logf("W3: %d loops at once take %.2fs", w3Derivations, b.burnAtOnce.Seconds())
 
 	w1Pkgs := w1Packages(b.scale)
 	b.oneMiB = closestTo(w1Pkgs, 1024)

@@ -190,7 +190,7 @@ func frontendGap(r *run) time.Duration {
 }
 
 func (b *bench) ideal() time.Duration {
-	return time.Duration(8 * float64(b.burnCPU) / float64(runtime.NumCPU()))
+	return time.Duration(w3Derivations * float64(b.burnCPU) / float64(runtime.NumCPU()))
 }
 
 // union is every store path of the given closures.
